@@ -1,0 +1,1 @@
+"""Sub-commands of the ``glassjax`` command line, one module each (see ``glassjax.cli``)."""
