@@ -21,6 +21,10 @@ import numpy as np
 
 __all__ = [
     "AlexNet",
+    "Conv",
+    "Dense",
+    "model_for",
+    "adaptive_avg_pool",
     "init",
     "apply",
     "activations",
@@ -85,11 +89,42 @@ def _conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, pad: in
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
         precision="highest",
     )
-    return jax.nn.relu(y + bias)
+    return jax.nn.relu(y + bias.reshape(1, 1, 1, -1))
 
 
 def _dense(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-    return jnp.dot(x, kernel, precision="highest") + bias
+    return jnp.dot(x, kernel, precision="highest") + bias.reshape(1, -1)
+
+
+class Conv(nn.Module):
+    """ReLU(conv + bias) with torch's symmetric padding: (N, H, W, Cin) -> (N, h, w, features)."""
+
+    features: int
+    kernel_size: int
+    stride: int
+    pad: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        kernel = self.param("kernel", nn.initializers.he_normal(), (k, k, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        return _conv(x, kernel, bias, self.stride, self.pad)
+
+
+class Dense(nn.Module):
+    """x @ kernel + bias, ReLU unless ``relu=False``: (N, F_in) -> (N, features)."""
+
+    features: int
+    relu: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        init = nn.initializers.he_normal() if self.relu else nn.initializers.lecun_normal()
+        kernel = self.param("kernel", init, (x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        y = _dense(x, kernel, bias)
+        return jax.nn.relu(y) if self.relu else y
 
 
 class AlexNet(nn.Module):
@@ -109,37 +144,17 @@ class AlexNet(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
         """x (N, H, W, 3) -> logits (N, num_classes) and {layer name: activation}."""
         acts = {}
-        channels = x.shape[-1]
         for name, width, (k, stride, pad, pool) in zip(CONV_NAMES, self.widths, _CONV_GEOMETRY):
-            kernel = self.param(name + "_kernel", nn.initializers.he_normal(), (k, k, channels, width))
-            bias = self.param(name + "_bias", nn.initializers.zeros, (width,))
-            x = _conv(x, kernel, bias, stride, pad)
-            acts[name] = x
+            x = acts[name] = Conv(width, k, stride, pad, name=name)(x)
             if pool:
                 x = _max_pool(x)
-            channels = width
         x = adaptive_avg_pool(x).reshape(x.shape[0], -1)
-        sizes = (*self.hidden, self.num_classes)
-        for name, width in zip(DENSE_NAMES, sizes):
-            # torchvision puts dropout before fc6 and fc7, not before fc8.
-            if name != "fc8":
-                x = nn.Dropout(0.5, deterministic=not train)(x)
-            init = nn.initializers.he_normal() if name != "fc8" else nn.initializers.lecun_normal()
-            kernel = self.param(name + "_kernel", init, (x.shape[-1], width))
-            bias = self.param(name + "_bias", nn.initializers.zeros, (width,))
-            x = _dense(x, kernel, bias)
-            if name != "fc8":
-                x = jax.nn.relu(x)
-            acts[name] = x
+        # torchvision puts dropout before fc6 and fc7, not before fc8.
+        for name, width in zip(("fc6", "fc7"), self.hidden):
+            x = nn.Dropout(0.5, deterministic=not train)(x)
+            x = acts[name] = Dense(width, name=name)(x)
+        x = acts["fc8"] = Dense(self.num_classes, relu=False, name="fc8")(x)
         return x, acts
-
-
-def _to_nested(flat: Mapping[str, jax.Array]) -> dict[str, dict[str, jax.Array]]:
-    return {name: {"kernel": flat[name + "_kernel"], "bias": flat[name + "_bias"]} for name in LAYER_NAMES}
-
-
-def _to_flat(params: Mapping[str, Mapping[str, jax.Array]]) -> dict[str, jax.Array]:
-    return {f"{name}_{part}": params[name][part] for name in LAYER_NAMES for part in ("kernel", "bias")}
 
 
 def init(
@@ -165,8 +180,7 @@ def init(
         raise ValueError(f"alexnet.init: expected 5 positive widths and 2 hidden sizes, got {widths}, {hidden}")
     model = AlexNet(num_classes=num_classes, widths=widths, hidden=hidden)
     dummy = jnp.zeros((1, MIN_SIZE, MIN_SIZE, 3), jnp.float32)
-    flat = jax.jit(model.init)(key, dummy)["params"]
-    return _to_nested(flat)
+    return jax.jit(model.init)(key, dummy)["params"]
 
 
 def model_for(params: Mapping[str, Mapping[str, jax.Array]]) -> AlexNet:
@@ -219,7 +233,7 @@ def _check_images(x: jax.Array, where: str) -> None:
 def _run(params, x, train: bool, key):
     model = model_for(params)
     rngs = {"dropout": key} if train else {}
-    return model.apply({"params": _to_flat(params)}, x, train=train, rngs=rngs)
+    return model.apply({"params": params}, x, train=train, rngs=rngs)
 
 
 def apply(params, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
@@ -244,8 +258,8 @@ def _preprocess(x: jax.Array, size: int) -> jax.Array:
     if x.shape[-1] == 1:
         x = jnp.repeat(x, 3, axis=-1)
     x = jax.image.resize(x, (x.shape[0], size, size, 3), method="bilinear")
-    mean = jnp.asarray(IMAGENET_MEAN, x.dtype)
-    std = jnp.asarray(IMAGENET_STD, x.dtype)
+    mean = jnp.asarray(IMAGENET_MEAN, x.dtype).reshape(1, 1, 1, 3)
+    std = jnp.asarray(IMAGENET_STD, x.dtype).reshape(1, 1, 1, 3)
     return (x - mean) / std
 
 
