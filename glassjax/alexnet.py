@@ -230,7 +230,8 @@ def _check_images(x: jax.Array, where: str) -> None:
         raise TypeError(f"{where}: expected floating-point images, got dtype {jnp.result_type(x)}")
 
 
-def _run(params, x, train: bool, key):
+@functools.partial(jax.jit, static_argnames="train")
+def _run(params, x, key, *, train: bool):
     model = model_for(params)
     rngs = {"dropout": key} if train else {}
     return model.apply({"params": params}, x, train=train, rngs=rngs)
@@ -244,13 +245,13 @@ def apply(params, x: jax.Array, *, train: bool = False, key: jax.Array | None = 
     _check_images(x, "alexnet.apply")
     if train and key is None:
         raise ValueError("alexnet.apply: expected a dropout key with train=True, got key=None")
-    return _run(params, x, train, key)[0]
+    return _run(params, x, key, train=train)[0]
 
 
 def activations(params, x: jax.Array) -> dict[str, jax.Array]:
     """{conv1..conv5: (N, h, w, C) after ReLU, before pooling; fc6, fc7: (N, F) after ReLU; fc8: logits}."""
     _check_images(x, "alexnet.activations")
-    return _run(params, x, False, None)[1]
+    return _run(params, x, None, train=False)[1]
 
 
 @functools.partial(jax.jit, static_argnames="size")

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("datasets", "fit", "evaluate")
+COMMANDS = ("datasets", "fit", "evaluate", "train_alexnet")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,195 @@
+"""Inference speed of the jitted Flax AlexNet against torch on the CPU, same weights.
+
+    PYTHONPATH=. python benchmarks/bench_alexnet.py --out bench_alexnet.json
+
+Batch 16 at 224x224, full width by default. The two frameworks are timed alternately
+(one Flax call, one torch call, repeated) and the medians compared, so that load from
+other processes on a shared machine hits both alike. Compile time is reported apart.
+GFLOP/s counts 2 FLOPs per multiply-add of the convs and dense layers, and is set against
+the rate this machine reaches on one large jitted float32 ``jnp.dot`` measured here.
+Without torch installed the torch column is skipped (with a message) and the Flax model
+gets fresh random weights.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from glassjax import alexnet, weights
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+def torch_alexnet(widths, hidden, num_classes):
+    """torchvision's AlexNet in plain torch.nn (same module indices), eval mode."""
+    nn = torch.nn
+    c1, c2, c3, c4, c5 = widths
+    model = nn.Module()
+    model.features = nn.Sequential(
+        nn.Conv2d(3, c1, 11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+    )
+    model.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+    model.classifier = nn.Sequential(
+        nn.Dropout(0.5), nn.Linear(c5 * 36, hidden[0]), nn.ReLU(inplace=True),
+        nn.Dropout(0.5), nn.Linear(hidden[0], hidden[1]), nn.ReLU(inplace=True),
+        nn.Linear(hidden[1], num_classes),
+    )
+
+    def forward(x):
+        x = model.avgpool(model.features(x))
+        return model.classifier(torch.flatten(x, 1))
+
+    model.forward = forward
+    return model.eval()
+
+
+def alexnet_flops(params, batch: int, size: int) -> float:
+    """2 x multiply-adds of every conv and dense layer for a (batch, size, size, 3) input."""
+    macs = 0
+    hw = size
+    for name, (k, stride, pad, pool) in zip(alexnet.CONV_NAMES, alexnet._CONV_GEOMETRY):
+        kh, kw, cin, cout = params[name]["kernel"].shape
+        hw = (hw + 2 * pad - k) // stride + 1
+        macs += hw * hw * kh * kw * cin * cout
+        if pool:
+            hw = (hw - 3) // 2 + 1
+    for name in alexnet.DENSE_NAMES:
+        fin, fout = params[name]["kernel"].shape
+        macs += fin * fout
+    return 2.0 * macs * batch
+
+
+def matmul_rate(n: int, repeats: int) -> float:
+    """Measured GFLOP/s of a jitted float32 (n, n) @ (n, n) on the default device."""
+    a = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(2), (n, n), jnp.float32)
+    dot = jax.jit(lambda a, b: jnp.dot(a, b, precision="highest"))
+    dot(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dot(a, b).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return 2.0 * n**3 / statistics.median(times) / 1e9
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (default: full width)")
+    parser.add_argument("--repeats", type=int, default=40, help="timed calls of each framework")
+    parser.add_argument("--matmul", type=int, default=2048, help="side of the square matmul that measures peak")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    params = alexnet.init(jax.random.key(0), 1000, width=args.width)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.batch, args.size, args.size, 3), dtype=np.float32)
+    model = None
+    if torch is None:
+        print("torch is not installed: skipping the torch column", file=sys.stderr)
+    else:
+        torch.manual_seed(0)
+        shape = alexnet.model_for(params)
+        model = torch_alexnet(shape.widths, shape.hidden, shape.num_classes)
+        state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+        params = weights.from_state_dict(state)
+        x_torch = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+    x_jax = jax.device_put(x)
+    forward = jax.jit(alexnet.apply)
+    start = time.perf_counter()
+    compiled = forward.lower(params, x_jax).compile()
+    compile_s = time.perf_counter() - start
+    logits = np.asarray(compiled(params, x_jax))
+
+    def run_jax():
+        compiled(params, x_jax).block_until_ready()
+
+    def run_torch():
+        with torch.inference_mode():
+            return model(x_torch)
+
+    runners = {"flax": run_jax}
+    max_rel_diff = None
+    if model is not None:
+        runners["torch"] = run_torch
+        reference = run_torch().numpy()
+        max_rel_diff = float(np.abs(logits - reference).max() / np.abs(reference).max())
+    for run in runners.values():  # warm-up: caches, thread pools, allocators
+        for _ in range(3):
+            run()
+    times = {name: [] for name in runners}
+    for _ in range(args.repeats):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+
+    flops = alexnet_flops(params, args.batch, args.size)
+    peak = matmul_rate(args.matmul, 10)
+    result = {
+        "device": str(jax.devices()[0].device_kind),
+        "platform": jax.default_backend(),
+        "device_count": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "versions": {
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+            "torch": torch.__version__ if torch is not None else None,
+            "torch_threads": torch.get_num_threads() if torch is not None else None,
+        },
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "batch": args.batch,
+        "size": args.size,
+        "width": args.width,
+        "repeats": args.repeats,
+        "gflop_per_batch": flops / 1e9,
+        "compile_s": compile_s,
+        "matmul_gflops": peak,
+        "max_rel_diff_vs_torch": max_rel_diff,
+    }
+    for name, ts in times.items():
+        median = statistics.median(ts)
+        result[f"{name}_ms"] = median * 1e3
+        result[f"{name}_img_per_s"] = args.batch / median
+        result[f"{name}_gflops"] = flops / median / 1e9
+        result[f"{name}_fraction_of_matmul"] = flops / median / 1e9 / peak
+    if "torch" in times:
+        result["flax_over_torch"] = result["flax_img_per_s"] / result["torch_img_per_s"]
+
+    print(f"device {result['device']} ({result['platform']}), {result['device_count']} device(s), "
+          f"{result['cpu_count']} CPUs; jax {jax.__version__}, torch {result['versions']['torch']}")
+    print(f"AlexNet batch {args.batch} at {args.size}x{args.size}, width {args.width}: "
+          f"{flops / 1e9:.2f} GFLOP per batch; compile {compile_s:.2f} s; matmul peak {peak:.1f} GFLOP/s")
+    for name in times:
+        print(f"{name:6s} {result[f'{name}_ms']:8.1f} ms  {result[f'{name}_img_per_s']:7.1f} img/s  "
+              f"{result[f'{name}_gflops']:7.1f} GFLOP/s  {100 * result[f'{name}_fraction_of_matmul']:5.1f}% of matmul")
+    if "torch" in times:
+        print(f"flax / torch: {result['flax_over_torch']:.3f}x   max relative logit difference {max_rel_diff:.2e}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
