@@ -460,6 +460,12 @@ def _scatter_of_array(x: jax.Array, y: jax.Array, num_classes: int, batch_size: 
     return jax.lax.scan(step, s, (xb, yb, wb))[0]
 
 
+def _shrunk(a: jax.Array, shrinkage: float) -> jax.Array:
+    """(1 - shrinkage) a + shrinkage tr(a) / D I, scikit-learn's ``shrunk_covariance``."""
+    d = a.shape[0]
+    return (1 - shrinkage) * a + (shrinkage * jnp.trace(a) / d) * jnp.eye(d, dtype=a.dtype)
+
+
 def _class_stats(s: ScatterStats, shrinkage: float) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """Mean (D,), class means minus the mean (C, D), class priors (C,), within-class covariance (D, D).
 
@@ -472,9 +478,7 @@ def _class_stats(s: ScatterStats, shrinkage: float) -> tuple[jax.Array, jax.Arra
     present = s.class_count > 0
     class_shift = s.class_total / jnp.where(present, s.class_count, 1)[:, None]
     within = m.outer - _dot(class_shift.T, class_shift * s.class_count[:, None])
-    within = 0.5 * (within + within.T) / n
-    d = within.shape[0]
-    within = (1 - shrinkage) * within + (shrinkage * jnp.trace(within) / d) * jnp.eye(d, dtype=within.dtype)
+    within = _shrunk(0.5 * (within + within.T) / n, shrinkage)
     offsets = jnp.where(present[:, None], class_shift - shift[None, :], 0)
     return mean, offsets, s.class_count / n, within
 
@@ -506,10 +510,11 @@ class LDA(NamedTuple):
     explained_variance_ratio: jax.Array
 
 
-@jax.jit(static_argnums=(1, 2))
+@jax.jit(static_argnums=1)
 def _fit_lda(s: ScatterStats, k: int, shrinkage: float) -> LDA:
     mean, offsets, priors, within = _class_stats(s, shrinkage)
-    between = _dot(offsets.T, offsets * priors[:, None])
+    # scikit-learn takes S_b = shrunk(S_t) - shrunk(S_w), i.e. S_b shrunk alike.
+    between = _shrunk(_dot(offsets.T, offsets * priors[:, None]), shrinkage)
     w = _whitener(within)
     lam, q = _top_eigh(_dot(w.T, _dot(between, w)), w.shape[0])
     lam = jnp.maximum(lam, 0)
