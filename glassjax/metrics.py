@@ -233,7 +233,10 @@ def equivariance_error(
     g . acts on the map spatially and M_g is a 1x1 channel mix (c x c plus bias) fitted over
     all positions; for a vector (N, d), g . is the identity and M_g is d x d plus bias.
     Error = ||target - prediction||^2 / max(||target - mean(target)||^2, eps) on x_eval:
-    0 is exactly equivariant, 1 is no better than predicting the mean.
+    0 is exactly equivariant, 1 is no better than predicting the mean, above 1 the fitted
+    map generalises worse than the mean. With fewer fit rows than dimensions (wide vector
+    layers, few images) even the identity element is not fitted exactly; its entry in
+    ``per_element`` is that floor.
     """
     where = "equivariance_error"
     group = groups.get(group)
@@ -490,7 +493,8 @@ def layer_report(
     Invariance error, Lie derivative and separability are measured on x_eval (N, H, W, C)
     with labels y_eval (N,); the equivariance maps are fitted on x_fit and measured on
     x_eval. Group metrics are means over the non-identity elements, with the per-element
-    values beside them. Feature maps are flattened for separability. When y_fit is given,
+    values beside them; ``equivariance_error_identity`` is the fit's floor (see
+    ``equivariance_error``). Feature maps are flattened for separability. When y_fit is given,
     ``linear_probe_accuracy`` trains on phi(x_fit) and tests on phi(x_eval).
     """
     where = "layer_report"
@@ -515,6 +519,7 @@ def layer_report(
             "shape": list(feats_eval[name].shape[1:]),
             "invariance_error": float(mean_over_non_identity(invariance[name], group)),
             "equivariance_error": float(equivariance.mean[name]),
+            "equivariance_error_identity": float(equivariance.per_element[name][_identity_index(group)]),
             "lie_derivative": float(lie[name]),
             "intra_class_distance": float(sep["intra_class_distance"]),
             "inter_class_distance": float(sep["inter_class_distance"]),

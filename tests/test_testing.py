@@ -1,0 +1,88 @@
+"""The symmetry assertions pass on maps symmetric by construction and fail, informatively, otherwise."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from glassjax import groups
+from glassjax.testing import assert_equivariant, assert_group_axioms, assert_invariant
+
+RNG = np.random.default_rng(0)
+KERNEL = RNG.normal(size=(3, 3, 2, 3)).astype(np.float32)
+SYM_KERNEL = np.mean(
+    [np.rot90(k, r, axes=(0, 1)) for r in range(4) for k in (KERNEL, KERNEL[:, ::-1])], axis=0
+).astype(np.float32)
+X = jnp.asarray(RNG.random((3, 6, 6, 2)), jnp.float32)
+
+
+def _conv(x, kernel):
+    return jax.lax.conv_general_dilated(
+        x, jnp.asarray(kernel), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision="highest"
+    )
+
+
+def symmetric_map(x):
+    return jnp.tanh(_conv(x, SYM_KERNEL))
+
+
+def generic_map(x):
+    return jnp.tanh(_conv(x, KERNEL))
+
+
+def act_maps(g, y):
+    return groups.act_batch("d4", jnp.full((y.shape[0],), g), y)
+
+
+@pytest.mark.parametrize("spec", ["d4", "c4", "flip", "none", "trans:2"])
+def test_group_axioms_exact(spec):
+    assert_group_axioms(spec)
+
+
+def test_group_axioms_rotations():
+    # Quarter turns by bilinear resampling land on the pixel grid: equal up to float32
+    # rounding of cos/sin (~1e-7 per sample), far below 1e-5 on pixels in [0, 1].
+    assert_group_axioms("rot:4", atol=1e-5)
+
+
+def test_group_axioms_catch_an_action_that_breaks_the_table():
+    d4 = groups.d4()
+
+    def rotate_then_flip(params, x):  # R^r then F^f: the table assumes F^f first
+        flipped = d4.transform(jnp.asarray([0.0, params[1]]), x)
+        turned = d4.transform(jnp.asarray([params[0], 0.0]), x)
+        return jnp.where(params[1] > 0, d4.transform(jnp.asarray([0.0, 1.0]), turned), flipped)
+
+    broken = dataclasses.replace(d4, name="broken", transform=rotate_then_flip)
+    with pytest.raises(AssertionError, match=r"act\(g, act\(h, x\)\) == act\(g \* h, x\) fails at g="):
+        assert_group_axioms(broken)
+
+
+def test_assert_invariant_passes_on_pooled_symmetric_map():
+    assert_invariant(lambda x: jnp.mean(symmetric_map(x), axis=(1, 2)), "d4", X)
+    # pytree outputs are compared leaf by leaf
+    assert_invariant(lambda x: {"sum": jnp.sum(x, axis=(1, 2)), "max": jnp.max(x, axis=(1, 2))}, "d4", X)
+
+
+def test_assert_invariant_fails_on_generic_map():
+    def pooled_generic(x):
+        return jnp.max(generic_map(x), axis=(1, 2))
+
+    with pytest.raises(AssertionError, match=r"pooled_generic is not invariant under group 'd4': worst element g=\d"):
+        assert_invariant(pooled_generic, "d4", X)
+
+
+def test_assert_equivariant():
+    assert_equivariant(symmetric_map, "d4", X, act_output=act_maps)
+    with pytest.raises(AssertionError, match=r"generic_map is not equivariant under group 'd4'.*relative norm error"):
+        assert_equivariant(generic_map, "d4", X, act_output=act_maps)
+
+
+def test_assert_helpers_reject_bad_input():
+    with pytest.raises(ValueError, match="needs square images"):
+        assert_invariant(symmetric_map, "d4", jnp.zeros((2, 6, 4, 2)))
+    with pytest.raises(ValueError, match="expected rtol >= 0"):
+        assert_invariant(symmetric_map, "d4", X, rtol=-1.0)
+    with pytest.raises(TypeError, match="expected a callable act_output"):
+        assert_equivariant(symmetric_map, "d4", X, act_output=None)
