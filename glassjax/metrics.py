@@ -501,9 +501,12 @@ def layer_report(
     group = groups.get(group)
     x_fit = _check_images(x_fit, where)
     x_eval = _check_images(x_eval, where)
+    # Label problems surface before the expensive passes, not after them.
     y_eval = _check_labels(y_eval, x_eval.shape[0], where, "y_eval")
+    _require_two_classes(y_eval, where)
     if y_fit is not None:
         y_fit = _check_labels(y_fit, x_fit.shape[0], where, "y_fit")
+        _require_two_classes(y_fit, where)
 
     invariance = invariance_error(phi, group, x_eval, batch_size=batch_size)
     equivariance = equivariance_error(phi, group, x_fit, x_eval, ridge=ridge, batch_size=batch_size)

@@ -255,6 +255,8 @@ def test_bad_input():
         metrics.separability(f, np.zeros(12, np.int32))
     with pytest.raises(ValueError, match="at least two classes"):
         metrics.linear_probe_accuracy(f, np.ones(12, np.int32), f, y)
+    with pytest.raises(ValueError, match="layer_report: expected at least two classes"):
+        metrics.layer_report(phi_symmetric, "d4", X_FIT, X_EVAL, np.ones(12, np.int32))
     with pytest.raises(TypeError, match="expected integer labels"):
         metrics.separability(f, y.astype(np.float32))
     with pytest.raises(ValueError, match="expected num_classes when labels are traced"):
