@@ -179,8 +179,9 @@ def init(
     if len(widths) != 5 or len(hidden) != 2 or min(widths + hidden) < 1:
         raise ValueError(f"alexnet.init: expected 5 positive widths and 2 hidden sizes, got {widths}, {hidden}")
     model = AlexNet(num_classes=num_classes, widths=widths, hidden=hidden)
-    dummy = jnp.zeros((1, MIN_SIZE, MIN_SIZE, 3), jnp.float32)
-    return jax.jit(model.init)(key, dummy)["params"]
+    # lazy_init runs only the initialisers, not the forward pass: no compilation needed.
+    dummy = jax.ShapeDtypeStruct((1, MIN_SIZE, MIN_SIZE, 3), jnp.float32)
+    return model.lazy_init(key, dummy)["params"]
 
 
 def model_for(params: Mapping[str, Mapping[str, jax.Array]]) -> AlexNet:

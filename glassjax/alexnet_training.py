@@ -65,7 +65,10 @@ def _train_step(params, opt_state, x, y, mask, key, *, optimizer, augment):
         g = groups.random_elements("d4", x.shape[0], key=key_aug)
         x = groups.act_batch("d4", g, x)
     loss, grads = jax.value_and_grad(_loss)(params, x, y, mask, key_dropout)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
+    # optax's Adam bias correction raises a float to an int32 step count, which strict
+    # dtype promotion (the test configuration) rejects; the result is float32 either way.
+    with jax.numpy_dtype_promotion("standard"):
+        updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
 
@@ -108,6 +111,10 @@ def load_checkpoint(path: str | os.PathLike, template: TrainState) -> tuple[Trai
         config = dict(raw["config"])
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"train: checkpoint {path} does not fit this model: {err}") from err
+    want = jax.tree.map(np.shape, (template.params, template.opt_state))
+    got = jax.tree.map(np.shape, (state.params, state.opt_state))
+    if want != got:
+        raise ValueError(f"train: checkpoint {path} holds arrays of other shapes than this model (made with {config})")
     return state, config
 
 
@@ -182,7 +189,7 @@ def train(
             total += loss * float(batch_mask.sum())
             rate = (step + 1) * batch_size / (time.perf_counter() - start)
             bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}")
-        losses.append(total / n)
+        losses.append(np.float32(total / n))
         if checkpoint is not None:
             done = TrainState(params, opt_state, epoch + 1, state.key, np.asarray(losses, np.float32))
             _save_checkpoint(checkpoint, done, config)
