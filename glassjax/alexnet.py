@@ -76,7 +76,19 @@ def adaptive_avg_pool(x: jax.Array, size: int = POOL_SIZE) -> jax.Array:
 
 
 def _max_pool(x: jax.Array) -> jax.Array:
-    return nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+    """torch's MaxPool2d(3, stride=2) on NHWC: (N, H, W, C) -> (N, (H-3)//2+1, (W-3)//2+1, C).
+
+    The max of the window's nine strided slices: XLA:CPU fuses it with the preceding ReLU,
+    about ten times faster than ``reduce_window``, and bit-identical.
+    """
+    n, h, w, c = x.shape
+    ho, wo = (h - 3) // 2 + 1, (w - 3) // 2 + 1
+    out = None
+    for i in range(3):
+        for j in range(3):
+            window = jax.lax.slice(x, (0, i, j, 0), (n, i + 2 * ho - 1, j + 2 * wo - 1, c), (1, 2, 2, 1))
+            out = window if out is None else jnp.maximum(out, window)
+    return out
 
 
 def _conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, pad: int) -> jax.Array:
