@@ -78,8 +78,16 @@ def _float_dtype(fn: str, dtype: Any) -> np.dtype:
     return dtype
 
 
-def _check_finite(fn: str, name: str, *arrays: jax.Array) -> None:
-    if all(_is_concrete(a) for a in arrays) and not all(bool(jnp.all(jnp.isfinite(a))) for a in arrays):
+@jax.jit
+def _all_finite(a: jax.Array) -> jax.Array:
+    return jnp.all(jnp.isfinite(a))
+
+
+def _check_finite(fn: str, name: str, *arrays: Any) -> None:
+    """Raise if a concrete array holds NaN or inf; numpy arrays are checked on the host."""
+    if not all(_is_concrete(a) for a in arrays):
+        return
+    if not all(np.isfinite(a).all() if isinstance(a, np.ndarray) else bool(_all_finite(a)) for a in arrays):
         raise ValueError(f"{fn}: expected finite values in {name}, got NaN or inf")
 
 
@@ -87,6 +95,7 @@ def _features(fn: str, x: Any, *, dim: int | None = None, dtype: Any = None, min
     """x as a float (N, D) array; integer input becomes float32, float input keeps its dtype."""
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{fn}: expected a float array x, got {type(x).__name__}")
+    given = x
     try:
         x = jnp.asarray(x)
     except TypeError:
@@ -103,7 +112,7 @@ def _features(fn: str, x: Any, *, dim: int | None = None, dtype: Any = None, min
         raise ValueError(f"{fn}: expected x with {dim} features, got shape {tuple(x.shape)}")
     if x.shape[0] < min_rows:
         raise ValueError(f"{fn}: expected at least {min_rows} rows in x, got shape {tuple(x.shape)}")
-    _check_finite(fn, "x", x)
+    _check_finite(fn, "x", given if isinstance(given, np.ndarray) else x)
     return x
 
 
@@ -121,18 +130,24 @@ def _row_weights(fn: str, mask: Any, x: jax.Array) -> jax.Array:
     return w
 
 
+@jax.jit
+def _min_max(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jnp.min(a), jnp.max(a)
+
+
 def _labels(fn: str, y: Any, n: int, num_classes: int) -> jax.Array:
     """y as an int32 (N,) array of labels in 0..num_classes-1."""
-    try:
-        y = jnp.asarray(y)
-    except TypeError:
-        raise TypeError(f"{fn}: expected an int array y, got {type(y).__name__}") from None
-    if not jnp.issubdtype(y.dtype, jnp.integer):
-        raise TypeError(f"{fn}: expected integer labels y, got dtype {y.dtype}")
+    if isinstance(y, (str, bytes)):
+        raise TypeError(f"{fn}: expected an int array y, got {type(y).__name__}")
+    # The dtype as given: jnp.asarray would report float64 labels as float32.
+    dtype = y.dtype if hasattr(y, "dtype") else np.asarray(y).dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"{fn}: expected integer labels y, got dtype {dtype}")
+    y = jnp.asarray(y)
     if y.shape != (n,):
         raise ValueError(f"{fn}: expected y of shape ({n},) to match x, got shape {tuple(y.shape)}")
     if _is_concrete(y) and n:
-        lo, hi = int(jnp.min(y)), int(jnp.max(y))
+        lo, hi = (int(v) for v in _min_max(y))
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"{fn}: expected labels in 0..{num_classes - 1}, got labels in {lo}..{hi}")
     return y.astype(jnp.int32)
@@ -220,11 +235,16 @@ def _accumulate(m: Moments, x: jax.Array, w: jax.Array) -> tuple[Moments, jax.Ar
     return m, xc
 
 
+@jax.jit
+def _moments_step(m: Moments, x: jax.Array, w: jax.Array) -> Moments:
+    return _accumulate(m, x, w)[0]
+
+
 def moments_update(m: Moments, x: Any, mask: Any = None) -> Moments:
     """m plus the rows of x (N, D); ``mask`` (N,) bool or float weights keeps only real rows."""
     x = _features("moments_update", x, dim=m.total.shape[0], dtype=m.total.dtype)
     w = _row_weights("moments_update", mask, x)
-    return _accumulate(m, x, w)[0]
+    return _moments_step(m, x, w)
 
 
 def _moved(m: Moments, c: jax.Array) -> Moments:
@@ -238,6 +258,7 @@ def _moved(m: Moments, c: jax.Array) -> Moments:
     )
 
 
+@jax.jit
 def moments_recenter(m: Moments, center: Any) -> Moments:
     """m around a new reference point ``center`` (D,); use it to give states a common c before a psum."""
     c = jnp.broadcast_to(jnp.asarray(center, m.total.dtype), m.total.shape)
@@ -252,6 +273,7 @@ def _merge_target(a: Moments, b: Moments) -> jax.Array:
     return jnp.where(a.copies > 0, _center_of(a), _center_of(b))
 
 
+@jax.jit
 def moments_merge(a: Moments, b: Moments) -> Moments:
     """The moments of both; the leaf-by-leaf sum when a and b share c (b is moved onto a's c if not)."""
     c = _merge_target(a, b)
@@ -286,12 +308,11 @@ class PCA(NamedTuple):
     scale: jax.Array
 
 
-def _whiten_scale(ev: jax.Array, whiten: bool) -> jax.Array:
-    if not whiten:
-        return jnp.ones_like(ev)
+def _whiten_scale(ev: jax.Array, whiten: jax.Array) -> jax.Array:
+    """(K,) ones, or 1/sqrt(ev) if ``whiten`` (a traced bool, so both cases share one compile)."""
     # Below eps * the largest variance an eigenvalue is rounding noise; scaling it up would amplify noise.
     resolved = ev > jnp.finfo(ev.dtype).eps * ev[0]
-    return jnp.where(resolved, jax.lax.rsqrt(jnp.where(resolved, ev, 1)), 0)
+    return jnp.where(whiten, jnp.where(resolved, jax.lax.rsqrt(jnp.where(resolved, ev, 1)), 0), 1)
 
 
 def _pca(mean, components, ev, total_var, whiten):
@@ -299,8 +320,8 @@ def _pca(mean, components, ev, total_var, whiten):
     return PCA(mean, _positive_signs(components), ev, ev / total_var, _whiten_scale(ev, whiten))
 
 
-@jax.jit(static_argnums=(1, 2))
-def _fit_pca(m: Moments, k: int, whiten: bool) -> PCA:
+@jax.jit(static_argnums=1)
+def _fit_pca(m: Moments, k: int, whiten: jax.Array) -> PCA:
     mean, scatter, _ = _mean_and_scatter(m)
     cov = scatter / (m.count - 1)
     ev, components = _top_eigh(cov, k)
@@ -312,7 +333,7 @@ def fit_pca(moments: Moments, n_components: int, *, whiten: bool = False) -> PCA
     dim = moments.total.shape[0]
     k = _n_components("fit_pca", n_components, dim, "the feature dimension")
     _check_stats("fit_pca", moments.count, 2, moments.total, moments.outer)
-    return _fit_pca(moments, k, bool(whiten))
+    return _fit_pca(moments, k, jnp.asarray(bool(whiten)))
 
 
 @jax.jit(static_argnums=1)
@@ -341,19 +362,21 @@ def fit_pca_array(x: Any, n_components: int, whiten: bool = False, batch_size: i
     x = _features("fit_pca_array", x, min_rows=2)
     k = _n_components("fit_pca_array", n_components, x.shape[1], "the feature dimension")
     m = _moments_of_array(x, _batch_size("fit_pca_array", batch_size))
-    return _fit_pca(m, k, bool(whiten))
+    return _fit_pca(m, k, jnp.asarray(bool(whiten)))
 
 
-@jax.jit(static_argnums=(1, 3, 4, 5))
+@jax.jit(static_argnums=(1, 3))
 def _fit_pca_randomized(x, k, key, oversample, iterations, whiten):
     n, d = x.shape
     mean = jnp.mean(x, axis=0)
     xc = x - mean[None, :]
     width = min(k + oversample, n, d)
     q = jnp.linalg.qr(_dot(xc, jax.random.normal(key, (d, width), x.dtype)))[0]
-    for _ in range(iterations):  # power iterations, re-orthonormalised each half step
-        q = jnp.linalg.qr(_dot(xc.T, q))[0]
-        q = jnp.linalg.qr(_dot(xc, q))[0]
+
+    def power_iteration(_, q):  # re-orthonormalised each half step
+        return jnp.linalg.qr(_dot(xc, jnp.linalg.qr(_dot(xc.T, q))[0]))[0]
+
+    q = jax.lax.fori_loop(0, iterations, power_iteration, q)
     _, s, vt = jnp.linalg.svd(_dot(q.T, xc), full_matrices=False)
     return _pca(mean, vt[:k], s[:k] ** 2 / (n - 1), jnp.sum(xc * xc) / (n - 1), whiten)
 
@@ -366,10 +389,10 @@ def fit_pca_randomized(
     k = _n_components("fit_pca_randomized", n_components, min(x.shape), "min(N, D)")
     oversample = _check_int("fit_pca_randomized", "oversample", oversample, 0)
     iterations = _check_int("fit_pca_randomized", "iterations", iterations, 0)
-    return _fit_pca_randomized(x, k, key, oversample, iterations, bool(whiten))
+    return _fit_pca_randomized(x, k, key, oversample, iterations, jnp.asarray(bool(whiten)))
 
 
-@jax.jit(static_argnums=(1, 2))
+@jax.jit(static_argnums=1)
 def _fit_pca_gram(x, k, whiten):
     n = x.shape[0]
     mean = jnp.mean(x, axis=0)
@@ -384,13 +407,18 @@ def fit_pca_gram(x: Any, n_components: int, *, whiten: bool = False) -> PCA:
     """Exact PCA of x (N, D) through the N x N Gram matrix; the cheap path when N < D."""
     x = _features("fit_pca_gram", x, min_rows=2)
     k = _n_components("fit_pca_gram", n_components, min(x.shape[0] - 1, x.shape[1]), "min(N - 1, D)")
-    return _fit_pca_gram(x, k, bool(whiten))
+    return _fit_pca_gram(x, k, jnp.asarray(bool(whiten)))
+
+
+@jax.jit
+def _project(pca: PCA, x: jax.Array) -> jax.Array:
+    return _dot(x - pca.mean[None, :], pca.components.T) * pca.scale[None, :]
 
 
 def project(pca: PCA, x: Any) -> jax.Array:
     """x (N, D) -> (N, K) coordinates on the components, whitened if the PCA was."""
     x = _features("project", x, dim=pca.mean.shape[0], dtype=pca.mean.dtype)
-    return _dot(x - pca.mean[None, :], pca.components.T) * pca.scale[None, :]
+    return _project(pca, x)
 
 
 # ----------------------------------------------------------------------------- LDA
@@ -422,12 +450,15 @@ def _scatter_accumulate(s: ScatterStats, x: jax.Array, y: jax.Array, w: jax.Arra
     return ScatterStats(m, s.class_count + jnp.sum(onehot, axis=0), s.class_total + _dot(onehot.T, xc))
 
 
+_scatter_step = jax.jit(_scatter_accumulate)
+
+
 def scatter_update(s: ScatterStats, x: Any, y: Any, mask: Any = None) -> ScatterStats:
     """s plus rows x (N, D) with int labels y (N,); ``mask`` (N,) keeps only real rows."""
     dim, dtype = s.moments.total.shape[0], s.moments.total.dtype
     x = _features("scatter_update", x, dim=dim, dtype=dtype)
     y = _labels("scatter_update", y, x.shape[0], s.class_count.shape[0])
-    return _scatter_accumulate(s, x, y, _row_weights("scatter_update", mask, x))
+    return _scatter_step(s, x, y, _row_weights("scatter_update", mask, x))
 
 
 def _scatter_moved(s: ScatterStats, c: jax.Array) -> ScatterStats:
@@ -435,6 +466,7 @@ def _scatter_moved(s: ScatterStats, c: jax.Array) -> ScatterStats:
     return ScatterStats(_moved(s.moments, c), s.class_count, s.class_total + s.class_count[:, None] * d[None, :])
 
 
+@jax.jit
 def scatter_merge(a: ScatterStats, b: ScatterStats) -> ScatterStats:
     """The statistics of both; the leaf-by-leaf sum when a and b share c."""
     c = _merge_target(a.moments, b.moments)
@@ -566,7 +598,12 @@ def fit_lda_array(
     return fit_lda(_scatter_of("fit_lda_array", x, y, num_classes, batch_size, 2), n_components, shrinkage=shrinkage)
 
 
+@jax.jit
+def _lda_transform(lda: LDA, x: jax.Array) -> jax.Array:
+    return _dot(x - lda.mean[None, :], lda.scalings)
+
+
 def lda_transform(lda: LDA, x: Any) -> jax.Array:
     """x (N, D) -> (N, K) discriminant coordinates (centred on the training mean)."""
     x = _features("lda_transform", x, dim=lda.mean.shape[0], dtype=lda.mean.dtype)
-    return _dot(x - lda.mean[None, :], lda.scalings)
+    return _lda_transform(lda, x)

@@ -183,8 +183,11 @@ def test_lda_streaming_and_merge_equal_one_shot(gaussian_classes):
     other = R.scatter_update(R.scatter_init(10, 4), padded_x, padded_y, np.arange(400) < 350)
     merged = R.scatter_merge(s, other)
     np.testing.assert_allclose(merged.class_count, np.bincount(y, minlength=4))
+    # Batches change the float32 summation order (~1e-7); the generalized eigen-solve amplifies
+    # that by about cond(S_w) times the eigengap ratio, to ~3e-5 of the largest entry.
+    scale = float(jnp.abs(one_shot.scalings).max())
     for lda in (R.fit_lda(merged), R.fit_lda_array(x32, y, num_classes=4, batch_size=128)):
-        np.testing.assert_allclose(lda.scalings, one_shot.scalings, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(lda.scalings, one_shot.scalings, atol=2e-4 * scale)
 
 
 def test_jit_equals_eager(pixels, gaussian_classes):
