@@ -63,7 +63,7 @@ def alexnet_flops(params, batch: int, size: int) -> float:
     """2 x multiply-adds of every conv and dense layer for a (batch, size, size, 3) input."""
     macs = 0
     hw = size
-    for name, (k, stride, pad, pool) in zip(alexnet.CONV_NAMES, alexnet._CONV_GEOMETRY):
+    for name, (k, stride, pad, pool) in zip(alexnet.CONV_NAMES, alexnet.CONV_GEOMETRY):
         kh, kw, cin, cout = params[name]["kernel"].shape
         hw = (hw + 2 * pad - k) // stride + 1
         macs += hw * hw * kh * kw * cin * cout

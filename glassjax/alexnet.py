@@ -31,6 +31,7 @@ __all__ = [
     "preprocess",
     "load_torchvision",
     "CONV_NAMES",
+    "CONV_GEOMETRY",
     "DENSE_NAMES",
     "LAYER_NAMES",
     "MIN_SIZE",
@@ -42,7 +43,7 @@ CONV_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 DENSE_NAMES = ("fc6", "fc7", "fc8")
 LAYER_NAMES = CONV_NAMES + DENSE_NAMES
 # (kernel, stride, padding) of each conv and whether a 3x3/2 max pool follows it.
-_CONV_GEOMETRY = ((11, 4, 2, True), (5, 1, 2, True), (3, 1, 1, False), (3, 1, 1, False), (3, 1, 1, True))
+CONV_GEOMETRY = ((11, 4, 2, True), (5, 1, 2, True), (3, 1, 1, False), (3, 1, 1, False), (3, 1, 1, True))
 FULL_WIDTHS = (64, 192, 384, 256, 256)
 FULL_HIDDEN = (4096, 4096)
 POOL_SIZE = 6
@@ -156,7 +157,7 @@ class AlexNet(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
         """x (N, H, W, 3) -> logits (N, num_classes) and {layer name: activation}."""
         acts = {}
-        for name, width, (k, stride, pad, pool) in zip(CONV_NAMES, self.widths, _CONV_GEOMETRY):
+        for name, width, (k, stride, pad, pool) in zip(CONV_NAMES, self.widths, CONV_GEOMETRY):
             x = acts[name] = Conv(width, k, stride, pad, name=name)(x)
             if pool:
                 x = _max_pool(x)
@@ -210,7 +211,7 @@ def model_for(params: Mapping[str, Mapping[str, jax.Array]]) -> AlexNet:
             raise ValueError(f"alexnet params[{name!r}]: expected keys kernel and bias, got {layer!r:.80}")
         shapes[name] = (tuple(np.shape(layer["kernel"])), tuple(np.shape(layer["bias"])))
     channels = 3
-    for name, (k, *_rest) in zip(CONV_NAMES, _CONV_GEOMETRY):
+    for name, (k, *_rest) in zip(CONV_NAMES, CONV_GEOMETRY):
         kshape, bshape = shapes[name]
         if len(kshape) != 4 or kshape[:3] != (k, k, channels) or bshape != kshape[3:]:
             raise ValueError(

@@ -69,7 +69,7 @@ def from_state_dict(state: Mapping[str, np.ndarray], *, where: str = "from_state
         arrays[key] = value.astype(np.float32)
     params = {}
     channels = 3
-    for (name, prefix), (k, *_rest) in zip(TORCH_NAMES.items(), alexnet._CONV_GEOMETRY):
+    for (name, prefix), (k, *_rest) in zip(TORCH_NAMES.items(), alexnet.CONV_GEOMETRY):
         weight, bias = arrays[prefix + ".weight"], arrays[prefix + ".bias"]
         if weight.ndim != 4 or weight.shape[1:] != (channels, k, k):
             raise ValueError(f"{where}: {prefix}.weight: expected shape (C, {channels}, {k}, {k}), got {weight.shape}")

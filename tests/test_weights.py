@@ -122,8 +122,8 @@ def test_truncated_and_garbage_files(tmp_path, suffix):
 
 
 def test_unknown_suffix_and_missing_file(tmp_path):
+    (tmp_path / "w.bin").write_bytes(b"x")
     with pytest.raises(ValueError, match="expected a .safetensors, .npz or .pth file"):
-        (tmp_path / "w.bin").write_bytes(b"x")
         alexnet.load_torchvision(tmp_path / "w.bin")
     with pytest.raises(FileNotFoundError):
         alexnet.load_torchvision(tmp_path / "absent.safetensors")
@@ -136,4 +136,17 @@ def test_pth_without_torch_says_convert(tmp_path, monkeypatch):
     path = tmp_path / "w.pth"
     path.write_bytes(b"not read")
     with pytest.raises(ValueError, match="torch is not installed.*safetensors"):
+        alexnet.load_torchvision(path)
+
+
+def test_pth_through_torch_weights_only(tmp_path):
+    torch = pytest.importorskip("torch")  # torch is optional: this runs only where it is installed
+    path = tmp_path / "w.pth"
+    torch.save({k: torch.from_numpy(v) for k, v in load_file(WEIGHTS).items()}, path)
+    params = alexnet.load_torchvision(path)
+    expected = alexnet.load_torchvision(WEIGHTS)
+    for name in alexnet.LAYER_NAMES:
+        np.testing.assert_array_equal(params[name]["kernel"], expected[name]["kernel"])
+    path.write_bytes(b"\x80\x04not a pickle")
+    with pytest.raises(ValueError, match="cannot read"):
         alexnet.load_torchvision(path)
