@@ -228,6 +228,8 @@ def _set_center(m: Moments, x: jax.Array, w: jax.Array) -> Moments:
 
 def _accumulate(m: Moments, x: jax.Array, w: jax.Array) -> tuple[Moments, jax.Array]:
     """m plus the weighted rows of x (N, D); also returns x - c (N, D)."""
+    # Masked rows are zeroed first: junk padding (even NaN) must not leak in through 0 * NaN.
+    x = jnp.where(w[:, None] != 0, x, 0)
     m = _set_center(m, x, w)
     xc = x - _center_of(m)[None, :]
     wx = xc * w[:, None]
@@ -288,7 +290,8 @@ def _mean_and_scatter(m: Moments) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 
 def _check_stats(fn: str, count: jax.Array, minimum: int, *arrays: jax.Array) -> None:
-    _check_finite(fn, "the statistics (the input had NaN or inf)", count, *arrays)
+    """Raise if concrete statistics are not finite (NaN or inf got into the input) or hold too few rows."""
+    _check_finite(fn, "the statistics", count, *arrays)
     if _is_concrete(count) and float(count) < minimum:
         raise ValueError(f"{fn}: expected statistics of at least {minimum} rows, got a total weight of {float(count)}")
 
@@ -389,6 +392,8 @@ def fit_pca_randomized(
     k = _n_components("fit_pca_randomized", n_components, min(x.shape), "min(N, D)")
     oversample = _check_int("fit_pca_randomized", "oversample", oversample, 0)
     iterations = _check_int("fit_pca_randomized", "iterations", iterations, 0)
+    if not isinstance(key, jax.Array):
+        raise TypeError(f"fit_pca_randomized: expected a jax.random key, got {type(key).__name__}")
     return _fit_pca_randomized(x, k, key, oversample, iterations, jnp.asarray(bool(whiten)))
 
 
@@ -568,7 +573,8 @@ def fit_lda(stats: ScatterStats, n_components: int | None = None, *, shrinkage: 
     """LDA projection onto ``n_components`` (default min(C - 1, D)) discriminants.
 
     Solves S_b v = lambda S_w v by whitening S_w (eigh, floored), then eigh. ``shrinkage`` in
-    [0, 1] shrinks S_w towards a multiple of the identity (scikit-learn's float shrinkage).
+    [0, 1] shrinks S_w towards a multiple of the identity (scikit-learn's float shrinkage,
+    which shrinks S_b alike).
     """
     dim, num_classes = stats.moments.total.shape[0], stats.class_count.shape[0]
     limit = min(num_classes - 1, dim)

@@ -93,10 +93,15 @@ def test_streaming_with_masked_padding_equals_one_shot(pixels):
     # The last 20 rows padded to a full batch of 120 with junk rows that the mask drops.
     padded = np.concatenate([x[480:], np.full((100, 64), 7.0, np.float32)])
     mask = np.arange(120) < 20
+    m_before_padding = m
     m = R.moments_update(m, padded, mask)
     assert float(m.count) == 500
     streamed = R.fit_pca(m, 5)
     scanned = R.fit_pca_array(x, 5, batch_size=64)
+    # Under jit (no eager value check) even NaN junk in masked rows stays out.
+    nan_padded = np.where(mask[:, None], padded, np.nan).astype(np.float32)
+    m_nan = jax.jit(R.moments_update)(m_before_padding, nan_padded, mask)
+    np.testing.assert_allclose(m_nan.outer, m.outer, rtol=1e-6, atol=1e-6)
     for pca in (streamed, scanned):
         np.testing.assert_allclose(pca.mean, one_shot.mean, atol=1e-6)
         np.testing.assert_allclose(pca.explained_variance, one_shot.explained_variance, rtol=1e-5)
