@@ -34,6 +34,8 @@ __all__ = ["GlassBoxConfig", "GlassBoxParams", "fit", "apply", "transform", "rep
 REPRESENTATIONS = ("invariant", "equivariant", "both")
 FILTER_KINDS = ("patch", "prototype", "both")
 FORMAT_VERSION = 1
+SMALL_TRAINING_SET = 1000  # below this many training images, the defaults favour fewer features
+_REGULARIZATION_OPTION = {"ridge": "alpha", "lda": "shrinkage", "logistic": "l2", "svm": "l2", "mlp": "l2"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,14 +47,19 @@ class GlassBoxConfig:
     filters         patch (class-wise patch PCA), prototype (G-averaged class means), both
     patch_size      k of the k x k patch filters (5, or 3 for images under 16 pixels)
     filters_per_class  patch filters per class
-    grid            spatial pooling grid of the responses (4, or 2 for images under 16 pixels)
+    grid            spatial pooling grid of the responses (4; 2 for images under 16 pixels
+                    or fewer than SMALL_TRAINING_SET training images)
     rho             fixed nonlinearity: relu_pair or abs
-    poolings        invariant poolings over the group axis: mean, max, bilinear
+    poolings        invariant poolings over the group axis from mean, max, bilinear
+                    (all three; mean and max alone for small training sets, where the
+                    pool_dim^2 / 2 bilinear features would outnumber the images)
     pool_dim        width d of the orbit projection that is pooled
     orbit_dim       width per group element of the equivariant part
-    components      PCA components (layer 2); capped by the data
+    components      PCA components (layer 2; 200, or 30 for small training sets); capped by the data
     whiten          whiten the PCA output
     classifier      ridge, lda, logistic, svm, mlp (layer 3)
+    regularization  the classifier's penalty (ridge alpha, LDA shrinkage, logistic/SVM/MLP l2);
+                    None keeps the classifier's default
     batch_size      images per batch in every pass
     """
 
@@ -63,12 +70,13 @@ class GlassBoxConfig:
     filters_per_class: int = 8
     grid: int | None = None
     rho: str = "relu_pair"
-    poolings: tuple[str, ...] = ("mean", "max", "bilinear")
+    poolings: tuple[str, ...] | None = None
     pool_dim: int = 32
     orbit_dim: int = 64
-    components: int = 200
+    components: int | None = None
     whiten: bool = True
     classifier: str = "logistic"
+    regularization: float | None = None
     batch_size: int = 256
 
     def validated(self) -> "GlassBoxConfig":
@@ -78,26 +86,31 @@ class GlassBoxConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"GlassBox: expected {name} in {'|'.join(allowed)}, got {getattr(self, name)!r}")
-        poolings = tuple(self.poolings)
-        if not poolings or any(p not in rep.POOLINGS for p in poolings):
+        poolings = None if self.poolings is None else tuple(self.poolings)
+        if poolings is not None and (not poolings or any(p not in rep.POOLINGS for p in poolings)):
             raise ValueError(f"GlassBox: expected poolings from {'|'.join(rep.POOLINGS)}, got {self.poolings!r}")
-        for name in ("filters_per_class", "pool_dim", "orbit_dim", "components", "batch_size"):
+        for name in ("filters_per_class", "pool_dim", "orbit_dim", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"GlassBox: expected {name} a positive int, got {value!r}")
-        for name in ("patch_size", "grid"):
+        for name in ("patch_size", "grid", "components"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"GlassBox: expected {name} a positive int or None, got {value!r}")
+        if self.regularization is not None and not self.regularization > 0:
+            raise ValueError(f"GlassBox: expected regularization > 0 or None, got {self.regularization!r}")
         return dataclasses.replace(self, poolings=poolings)
 
-    def resolved(self, image_shape: tuple[int, int, int]) -> "GlassBoxConfig":
-        """The config with size-dependent defaults filled in for images (H, W, C)."""
-        small = min(image_shape[:2]) < 16
+    def resolved(self, image_shape: tuple[int, int, int], n_train: int) -> "GlassBoxConfig":
+        """The config with the defaults that depend on the images (H, W, C) and their count filled in."""
+        tiny_images = min(image_shape[:2]) < 16
+        few_images = n_train < SMALL_TRAINING_SET
         return dataclasses.replace(
             self.validated(),
-            patch_size=self.patch_size or (3 if small else 5),
-            grid=self.grid or (2 if small else 4),
+            patch_size=self.patch_size or (3 if tiny_images else 5),
+            grid=self.grid or (2 if tiny_images or few_images else 4),
+            poolings=self.poolings or (("mean", "max") if few_images else ("mean", "max", "bilinear")),
+            components=self.components or (30 if few_images else 200),
         )
 
 
@@ -242,7 +255,7 @@ def fit(
     class_names = tuple(class_names)
     if len(class_names) < num_classes:
         raise ValueError(f"GlassBox.fit: expected {num_classes} class names, got {len(class_names)}")
-    config = config.resolved(x.shape[1:])
+    config = config.resolved(x.shape[1:], x.shape[0])
     group = groups.get(config.group)
     group.check_image(x.shape, "GlassBox.fit")
     k_filters, k_classifier = jax.random.split(key)
@@ -268,7 +281,8 @@ def fit(
     pca = reduction.fit_pca(moments, min(config.components, rep_dim, x.shape[0] - 1), whiten=config.whiten)
 
     features = map_batches(jax.jit(lambda c: reduction.project(pca, represent_batch(c)[:, 0])), x, config.batch_size, desc="fit: features")
-    clf = classifiers.fit_classifier(config.classifier, features, y, num_classes=num_classes, key=k_classifier)
+    options = {} if config.regularization is None else {_REGULARIZATION_OPTION[config.classifier]: config.regularization}
+    clf = classifiers.fit_classifier(config.classifier, features, y, num_classes=num_classes, key=k_classifier, **options)
     return GlassBoxParams(config, tuple(x.shape[1:]), class_names, patches, prototypes, projection, pca, clf)
 
 

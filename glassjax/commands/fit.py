@@ -14,18 +14,23 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group", default="d4", help="d4 | c4 | flip | none | rot:N | trans:N (default: %(default)s)")
     parser.add_argument("--representation", default="invariant", choices=REPRESENTATIONS, help="default: %(default)s")
     parser.add_argument("--filters", default="patch", choices=FILTER_KINDS, help="filter kind (default: %(default)s)")
-    parser.add_argument("--poolings", default="mean,max,bilinear",
-                        help=f"comma-separated group poolings from {','.join(representation.POOLINGS)} (default: %(default)s)")
-    parser.add_argument("--components", type=int, default=200, help="PCA components of layer 2 (default: %(default)s)")
+    parser.add_argument("--poolings", default=None,
+                        help=f"comma-separated group poolings from {','.join(representation.POOLINGS)} "
+                             "(default: all three; mean,max under 1000 training images)")
+    parser.add_argument("--grid", type=int, default=None, help="spatial pooling grid (default: 4; 2 for small images or data)")
+    parser.add_argument("--components", type=int, default=None, help="PCA components of layer 2 (default: 200; 30 under 1000 training images)")
     parser.add_argument("--classifier", default="logistic", choices=classifiers.KINDS, help="default: %(default)s")
+    parser.add_argument("--regularization", type=float, default=None,
+                        help="classifier penalty: ridge alpha, LDA shrinkage, logistic/SVM/MLP l2 (default: the classifier's)")
 
 
 def model_config(args: argparse.Namespace):
     from glassjax.glassbox import GlassBoxConfig
 
-    poolings = tuple(p.strip() for p in args.poolings.split(",") if p.strip())
+    poolings = tuple(p.strip() for p in args.poolings.split(",") if p.strip()) if args.poolings else None
     return GlassBoxConfig(group=args.group, representation=args.representation, filters=args.filters,
-                          poolings=poolings, components=args.components, classifier=args.classifier).validated()
+                          poolings=poolings, grid=args.grid, components=args.components, classifier=args.classifier,
+                          regularization=args.regularization).validated()
 
 
 def add_parser(subparsers) -> None:

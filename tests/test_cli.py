@@ -1,0 +1,54 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from glassjax import cli
+
+FIT_KEYS = {"dataset", "n_train", "n_test", "group", "representation", "classifier", "accuracy",
+            "accuracy_transformed", "fit_seconds", "feature_dim", "components",
+            "intra_class_distance", "inter_class_distance", "fisher_ratio"}
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_datasets_lists_bundled_sets(capsys):
+    assert cli.main(["datasets", "--json"]) == 0
+    names = last_json(capsys.readouterr().out)["datasets"]
+    assert {"lfw_faces", "digits", "mnist5k"} <= set(names)
+
+
+def test_fit_then_evaluate_round_trip(tmp_path, capsys):
+    model = tmp_path / "model.npz"
+    args = ["--dataset", "digits", "--classes", "0,1", "--components", "10", "--classifier", "ridge"]
+    assert cli.main(["fit", *args, "--out", str(model), "--json"]) == 0
+    report = last_json(capsys.readouterr().out)
+    assert FIT_KEYS <= set(report)
+    assert report["n_train"] + report["n_test"] == 360 and report["accuracy"] > 0.95
+    assert report["accuracy"] == report["accuracy_transformed"]  # invariant representation under d4
+    assert cli.main(["evaluate", "--model", str(model), "--dataset", "digits", "--classes", "0,1", "--json"]) == 0
+    again = last_json(capsys.readouterr().out)
+    assert again["accuracy"] == report["accuracy"]
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["fit", "--dataset", "nope"], "unknown data set 'nope'"),
+    (["fit", "--dataset", "digits", "--classes", "0,x"], "unknown class 'x'"),
+    (["fit", "--dataset", "digits", "--classes", "3"], "at least two distinct classes"),
+    (["fit", "--group", "d5"], "unknown group 'd5'"),
+    (["fit", "--poolings", "median"], "expected poolings"),
+    (["evaluate", "--model", "/nonexistent/model.npz"], "no model file"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, match, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0] and "Traceback" not in err[0]
+
+
+def test_console_entry_point_help():
+    out = subprocess.run([sys.executable, "-m", "glassjax.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in cli.COMMANDS:
+        assert command.replace("_", "-") in out
