@@ -69,7 +69,8 @@ class RidgeParams(NamedTuple):
 
 
 class LDAParams(NamedTuple):
-    """LDA classifier (shared covariance). scores = (x - mean) @ weights + bias; mean (D,), weights (D, C), bias (C,)."""
+    """LDA classifier (shared covariance). scores = (x - mean) @ weights + bias;
+    mean (D,), weights (D, C), bias (C,)."""
 
     mean: jax.Array
     weights: jax.Array

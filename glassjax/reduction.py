@@ -446,7 +446,8 @@ def scatter_init(dim: int, num_classes: int, dtype: Any = jnp.float32, *, center
     """Empty statistics for ``dim`` features and ``num_classes`` classes; ``center`` as in moments_init."""
     num_classes = _check_int("scatter_init", "num_classes", num_classes, 2)
     m = moments_init(dim, dtype, center=center)
-    return ScatterStats(m, jnp.zeros((num_classes,), m.count.dtype), jnp.zeros((num_classes, m.total.shape[0]), m.count.dtype))
+    dtype = m.count.dtype
+    return ScatterStats(m, jnp.zeros((num_classes,), dtype), jnp.zeros((num_classes, m.total.shape[0]), dtype))
 
 
 def _scatter_accumulate(s: ScatterStats, x: jax.Array, y: jax.Array, w: jax.Array) -> ScatterStats:

@@ -107,14 +107,15 @@ def test_svm_and_mlp_accuracy_on_digits(digits):
     assert accuracy(mlp, xte32, yte) >= 0.965
 
 
+SMALL_MLP = {"hidden": 32, "steps": 150, "batch_size": 64}
+
+
 @pytest.fixture(scope="module")
 def binary_models(blobs):
     (xtr, ytr), _ = blobs
-    small_mlp = {"hidden": 32, "steps": 150, "batch_size": 64}
-    return {
-        kind: C.fit_classifier(kind, xtr, ytr, num_classes=2, key=jax.random.key(1), **(small_mlp if kind == "mlp" else {}))
-        for kind in C.KINDS
-    }
+    options = {kind: {} for kind in C.KINDS} | {"mlp": SMALL_MLP}
+    key = jax.random.key(1)
+    return {kind: C.fit_classifier(kind, xtr, ytr, num_classes=2, key=key, **options[kind]) for kind in C.KINDS}
 
 
 @pytest.mark.parametrize("kind", C.KINDS)
@@ -146,11 +147,10 @@ def test_save_load_round_trip_is_bit_exact(binary_models, blobs, kind, tmp_path)
 
 def test_same_seed_same_params(blobs, binary_models):
     (xtr, ytr), _ = blobs
-    small_mlp = {"hidden": 32, "steps": 150, "batch_size": 64}
-    again = C.fit_classifier("mlp", xtr, ytr, num_classes=2, key=jax.random.key(1), **small_mlp)
+    again = C.fit_classifier("mlp", xtr, ytr, num_classes=2, key=jax.random.key(1), **SMALL_MLP)
     for a, b in zip(again, binary_models["mlp"]):
         np.testing.assert_array_equal(a, b)
-    other = C.fit_classifier("mlp", xtr, ytr, num_classes=2, key=jax.random.key(2), **small_mlp)
+    other = C.fit_classifier("mlp", xtr, ytr, num_classes=2, key=jax.random.key(2), **SMALL_MLP)
     assert not np.array_equal(other.hidden_weights, again.hidden_weights)
     logistic = C.fit_classifier("logistic", xtr, ytr, num_classes=2)
     for a, b in zip(logistic, binary_models["logistic"]):
