@@ -2,17 +2,18 @@
 
     PYTHONPATH=. python benchmarks/bench_alexnet.py --out bench_alexnet.json
 
-Batch 16 at 224x224, full width by default. The two frameworks are timed alternately
-(one Flax call, one torch call, repeated) and the medians compared, so that load from
-other processes on a shared machine hits both alike. Compile time is reported apart.
-GFLOP/s counts 2 FLOPs per multiply-add of the convs and dense layers, and is set against
-the rate this machine reaches on one large jitted float32 ``jnp.dot`` measured here.
+Batch 16 at 224x224, full width by default. Flax, torch (NCHW), torch channels-last and
+a large jitted float32 ``jnp.dot`` are timed in turn (one call each, repeated) and the
+medians compared, so that load from other processes on a shared machine hits all alike.
+Compile time is reported apart. GFLOP/s counts 2 FLOPs per multiply-add of the convs and
+dense layers, and is set against the ``jnp.dot``'s rate: the machine's fp32 matmul peak.
 Without torch installed the torch column is skipped (with a message) and the Flax model
 gets fresh random weights.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -75,18 +76,68 @@ def alexnet_flops(params, batch: int, size: int) -> float:
     return 2.0 * macs * batch
 
 
-def matmul_rate(n: int, repeats: int) -> float:
-    """Measured GFLOP/s of a jitted float32 (n, n) @ (n, n) on the default device."""
+def matmul_runner(n: int):
+    """A function running one jitted float32 (n, n) @ (n, n) (2 n^3 FLOPs) on the default device."""
     a = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.key(2), (n, n), jnp.float32)
     dot = jax.jit(lambda a, b: jnp.dot(a, b, precision="highest"))
-    dot(a, b).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def run():
         dot(a, b).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return 2.0 * n**3 / statistics.median(times) / 1e9
+
+    return run
+
+
+def layer_runners(params, x: np.ndarray, model) -> dict[str, dict[str, object]]:
+    """{layer: {"flax": run, "torch": run}}: each conv (+ bias + ReLU), pool and dense layer alone.
+
+    Each layer gets the activation the full network would feed it, so shapes are real.
+    """
+    layers = {}
+    h = jnp.asarray(x)
+    torch_modules = dict(model.named_modules()) if model is not None else {}
+    conv_index = {"conv1": 0, "conv2": 3, "conv3": 6, "conv4": 8, "conv5": 10}
+    for name, (k, stride, pad, pool) in zip(alexnet.CONV_NAMES, alexnet.CONV_GEOMETRY):
+        layer = params[name]
+        conv = jax.jit(functools.partial(alexnet._conv, stride=stride, pad=pad))
+        layers[name] = {"flax": functools.partial(_block, conv, h, layer["kernel"], layer["bias"])}
+        if model is not None:
+            i = conv_index[name]
+            seq = torch.nn.Sequential(torch_modules[f"features.{i}"], torch_modules[f"features.{i + 1}"])
+            layers[name]["torch"] = functools.partial(_torch_call, seq, _to_torch(h))
+        h = conv(h, layer["kernel"], layer["bias"])
+        if pool:
+            pool_fn = jax.jit(alexnet._max_pool)
+            layers[f"pool_{name}"] = {"flax": functools.partial(_block, pool_fn, h)}
+            if model is not None:
+                layers[f"pool_{name}"]["torch"] = functools.partial(
+                    _torch_call, torch.nn.MaxPool2d(3, 2), _to_torch(h)
+                )
+            h = pool_fn(h)
+    h = alexnet.adaptive_avg_pool(h).reshape(h.shape[0], -1)
+    for name, index in (("fc6", 1), ("fc7", 4), ("fc8", 6)):
+        layer = params[name]
+        dense = jax.jit(alexnet._dense)
+        layers[name] = {"flax": functools.partial(_block, dense, h, layer["kernel"], layer["bias"])}
+        if model is not None:
+            layers[name]["torch"] = functools.partial(
+                _torch_call, torch_modules[f"classifier.{index}"], torch.from_numpy(np.asarray(h).copy())
+            )
+        h = jax.nn.relu(dense(h, layer["kernel"], layer["bias"]))
+    return layers
+
+
+def _block(fn, *args):
+    fn(*args).block_until_ready()
+
+
+def _to_torch(h: jax.Array):
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(h).transpose(0, 3, 1, 2)))
+
+
+def _torch_call(module, x):
+    with torch.inference_mode():
+        module(x)
 
 
 def main(argv=None) -> int:
@@ -96,6 +147,7 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (default: full width)")
     parser.add_argument("--repeats", type=int, default=40, help="timed calls of each framework")
     parser.add_argument("--matmul", type=int, default=2048, help="side of the square matmul that measures peak")
+    parser.add_argument("--layers", action="store_true", help="also time every layer alone, Flax against torch")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -131,7 +183,8 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             return model_cl(x_torch_cl)
 
-    runners = {"flax": run_jax}
+    # The matmul that measures the machine's rate takes its turn in the same rotation.
+    runners = {"flax": run_jax, "matmul": matmul_runner(args.matmul)}
     max_rel_diff = None
     if model is not None:
         # torch's default NCHW layout, and channels-last (NHWC), often faster on CPU.
@@ -154,7 +207,7 @@ def main(argv=None) -> int:
             times[name].append(time.perf_counter() - start)
 
     flops = alexnet_flops(params, args.batch, args.size)
-    peak = matmul_rate(args.matmul, 10)
+    peak = 2.0 * args.matmul**3 / statistics.median(times.pop("matmul")) / 1e9
     result = {
         "device": str(jax.devices()[0].device_kind),
         "platform": jax.default_backend(),
@@ -197,6 +250,22 @@ def main(argv=None) -> int:
     if "torch" in times:
         print(f"flax / torch: {result['flax_over_torch']:.3f}x (NCHW), {result['flax_over_torch_cl']:.3f}x "
               f"(channels-last); max relative logit difference {max_rel_diff:.2e}")
+    if args.layers:
+        result["layers_ms"] = {}
+        print(f"{'layer':10s} {'flax ms':>8s} {'torch ms':>9s}")
+        for name, pair in layer_runners(params, x, model).items():
+            for run in pair.values():
+                run()
+            layer_times = {fw: [] for fw in pair}
+            for _ in range(args.repeats):
+                for fw, run in pair.items():
+                    start = time.perf_counter()
+                    run()
+                    layer_times[fw].append(time.perf_counter() - start)
+            medians = {fw: statistics.median(ts) * 1e3 for fw, ts in layer_times.items()}
+            result["layers_ms"][name] = medians
+            torch_ms = f"{medians['torch']:9.2f}" if "torch" in medians else f"{'-':>9s}"
+            print(f"{name:10s} {medians['flax']:8.2f} {torch_ms}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)

@@ -164,6 +164,8 @@ def train(
         state, saved = load_checkpoint(checkpoint, state)
         if saved != config:
             raise ValueError(f"train: checkpoint {checkpoint} was made with {saved}, expected {config}")
+        if state.epoch > epochs:
+            raise ValueError(f"train: checkpoint {checkpoint} is already past epochs={epochs}, got {state.epoch} epochs")
 
     x = alexnet.preprocess(dataset.x_train, size)
     y = jnp.asarray(dataset.y_train, jnp.int32)

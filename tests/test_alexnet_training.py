@@ -47,6 +47,8 @@ def test_resume_equals_uninterrupted(dataset, tmp_path, augment):
     )
     assert history_resumed == history
     assert _same(straight, resumed)
+    with pytest.raises(ValueError, match="already past epochs=1"):
+        alexnet_training.train(dataset, epochs=1, augment=augment, key=jax.random.key(2), checkpoint=path, **SETTINGS)
     with pytest.raises(ValueError, match="checkpoint .* was made with"):
         alexnet_training.train(dataset, epochs=3, key=jax.random.key(2), checkpoint=path, **dict(SETTINGS, learning_rate=1e-2))
 
