@@ -72,7 +72,7 @@ class GlassBoxConfig:
     rho: str = "relu_pair"
     poolings: tuple[str, ...] | None = None
     pool_dim: int = 32
-    orbit_dim: int = 64
+    orbit_dim: int = 128
     components: int | None = None
     whiten: bool = True
     classifier: str = "logistic"
