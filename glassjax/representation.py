@@ -25,6 +25,7 @@ __all__ = ["RHOS", "POOLINGS", "respond", "OrbitProjection", "fit_orbit_projecti
 
 RHOS = ("abs", "relu_pair")
 POOLINGS = ("mean", "max", "bilinear")
+_HIGHEST = jax.lax.Precision.HIGHEST
 
 
 @functools.lru_cache(maxsize=64)
@@ -37,12 +38,71 @@ def _pool_matrix(n: int, grid: int) -> np.ndarray:
     return (overlap / (hi - lo)).astype(np.float32)
 
 
-def _rho(r: jax.Array, rho: str) -> jax.Array:
-    if rho == "abs":
-        return jnp.abs(r)
+# On CPU, the maps of all N * |G| orbit images at once overflow the caches and the pass turns
+# memory-bound; a loop over chunks holding about this many bytes of maps keeps them cached.
+_CPU_CHUNK_BYTES = 4 * 2**20
+
+
+@functools.lru_cache(maxsize=64)
+def _tap_pool_matrix(n: int, grid: int, k: int) -> np.ndarray:
+    """(grid * k, n) weights; row (i, a) pools, into bin i, the pixels that tap a of a k-tap valid correlation reads."""
+    base = _pool_matrix(n - k + 1, grid)
+    out = np.zeros((grid, k, n), np.float32)
+    for a in range(k):
+        out[:, a, a : a + n - k + 1] = base
+    return out.reshape(grid * k, n)
+
+
+def _grid_pool(maps: jax.Array, grid: int) -> jax.Array:
+    """Area-weighted average pooling of maps (M, h, w, F) to (M, grid, grid, F)."""
+    m, h, w, f = maps.shape
+    if h % grid == 0 and w % grid == 0:
+        # Whole-pixel bins: a plain mean, which XLA fuses with the nonlinearity that makes the maps.
+        return jnp.mean(maps.reshape(m, grid, h // grid, grid, w // grid, f), axis=(2, 4))
+    rows = jnp.asarray(_pool_matrix(h, grid), maps.dtype)
+    cols = jnp.asarray(_pool_matrix(w, grid), maps.dtype)
+    return jnp.einsum("ih,mhwf,jw->mijf", rows, maps, cols, precision=_HIGHEST)
+
+
+def _pooled_correlation(filters: jax.Array, images: jax.Array, grid: int) -> jax.Array:
+    """The grid pooling of images (M, H, W, C) correlated with filters (F, k, k, C): (M, grid, grid, F).
+
+    Pooling and correlation are both linear, so this pools the image under each filter tap
+    first and never forms the maps: about 1/20 of the correlation's FLOPs for 5 x 5 filters.
+    """
+    m, h, w, c = images.shape
+    k = filters.shape[1]
+    rows = jnp.asarray(_tap_pool_matrix(h, grid, k), images.dtype)
+    cols = jnp.asarray(_tap_pool_matrix(w, grid, k), images.dtype)
+    windows = jnp.einsum("ah,mhwc,bw->mabc", rows, images, cols, precision=_HIGHEST)
+    windows = windows.reshape(m, grid, k, grid, k, c)
+    return jnp.einsum("miajbc,fabc->mijf", windows, filters, precision=_HIGHEST)
+
+
+def _respond_images(filters: jax.Array, images: jax.Array, rho: str, grid: int) -> jax.Array:
+    """Pooled rho responses of images (M, H, W, C) to filters (F, k, k, C): (M, grid, grid, F')."""
+    kernel = jnp.transpose(filters, (1, 2, 3, 0))  # HWIO
+    maps = jax.lax.conv_general_dilated(
+        images, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST
+    )
+    positive = _grid_pool(jax.nn.relu(maps), grid)
+    # relu(-r) = relu(r) - r and |r| = 2 relu(r) - r: with the pooled r from _pooled_correlation,
+    # one pooling pass over the maps gives both halves of relu_pair (or abs).
+    linear = _pooled_correlation(filters, images, grid)
     if rho == "relu_pair":
-        return jnp.concatenate([jax.nn.relu(r), jax.nn.relu(-r)], axis=-1)
-    raise ValueError(f"unknown nonlinearity rho={rho!r}; expected one of {', '.join(RHOS)}")
+        return jnp.concatenate([positive, jnp.maximum(positive - linear, 0)], axis=-1)
+    return jnp.maximum(2 * positive - linear, 0)
+
+
+def _in_chunks(fn, images: jax.Array, chunk: int) -> jax.Array:
+    """fn over images (M, ...) in a sequential loop of ``chunk`` images (zero-padded), concatenated."""
+    m = images.shape[0]
+    if m <= chunk:
+        return fn(images)
+    steps = -(-m // chunk)
+    padding = jnp.zeros((steps * chunk - m,) + images.shape[1:], images.dtype)
+    out = jax.lax.map(fn, jnp.concatenate([images, padding]).reshape((steps, chunk) + images.shape[1:]))
+    return out.reshape((steps * chunk,) + out.shape[2:])[:m]
 
 
 def respond(bank: FilterBank, orbit: jax.Array, *, rho: str = "relu_pair", grid: int = 4) -> jax.Array:
@@ -58,14 +118,19 @@ def respond(bank: FilterBank, orbit: jax.Array, *, rho: str = "relu_pair", grid:
         raise ValueError(f"respond: filters {bank.filters.shape} do not fit images {orbit.shape[2:]}")
     if grid < 1:
         raise ValueError(f"respond: expected grid >= 1, got {grid}")
-    kernel = jnp.transpose(bank.filters, (1, 2, 3, 0)).astype(orbit.dtype)  # HWIO
-    maps = jax.lax.conv_general_dilated(
-        orbit.reshape(n * g, h, w, c), kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
-    maps = _rho(maps, rho)
-    rows = jnp.asarray(_pool_matrix(maps.shape[1], grid))
-    cols = jnp.asarray(_pool_matrix(maps.shape[2], grid))
-    pooled = jnp.einsum("ih,nhwf,jw->nijf", rows, maps, cols)
+    if rho not in RHOS:
+        raise ValueError(f"unknown nonlinearity rho={rho!r}; expected one of {', '.join(RHOS)}")
+    filters = bank.filters.astype(orbit.dtype)
+    images = orbit.reshape(n * g, h, w, c)
+
+    def whole(images):
+        return _respond_images(filters, images, rho, grid)
+
+    def chunked(images):
+        map_bytes = (h - k + 1) * (w - k + 1) * f * images.dtype.itemsize
+        return _in_chunks(whole, images, max(1, _CPU_CHUNK_BYTES // map_bytes))
+
+    pooled = jax.lax.platform_dependent(images, cpu=chunked, default=whole)
     return pooled.reshape(n, g, -1)
 
 
