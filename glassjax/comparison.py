@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glassjax import alexnet, alexnet_training, evaluation, glassbox, groups, metrics
+from glassjax import alexnet, alexnet_training, evaluation, glassbox, groups, metrics, reduction
 from glassjax import representation as rep
 from glassjax.glassbox import GlassBox, GlassBoxParams
 from glassjax.progress import progress
@@ -49,6 +49,7 @@ __all__ = [
     "fit_glassbox",
     "load_or_train_alexnet",
     "alexnet_predictor",
+    "alexnet_layer",
     "run",
 ]
 
@@ -61,6 +62,12 @@ class Features(NamedTuple):
 
     names: tuple[str, ...]
     fn: metrics.FeatureFn
+
+
+def _on_one_device(tree):
+    """``tree`` on the default device: the metrics' passes are not sharded, and parameters
+    replicated over a mesh (as ``glassbox.fit`` leaves them) would make every device run all of them."""
+    return jax.device_put(tree, jax.devices()[0])
 
 
 def glassbox_features(params: GlassBoxParams, *, prefix: str = "glassbox", layers: Sequence[str] | None = None) -> Features:
@@ -77,30 +84,31 @@ def glassbox_features(params: GlassBoxParams, *, prefix: str = "glassbox", layer
     if not layers or unknown:
         raise ValueError(f"glassbox_features: expected layers from {', '.join(GLASSBOX_LAYERS)}, got {list(layers)}")
     config = params.config
+    params = _on_one_device(params)
 
     def fn(x):
-        e = glassbox.responses(params, x)  # (N, |G|, D)
+        e = glassbox.responses(params, x)  # (N, |G|, D), computed once for every layer
         z = rep.project_orbit(params.projection, e)
-        out = {}
-        for layer in layers:
-            if layer == "response":
-                # groups.Group: elements[0] is the identity.
-                out[f"{prefix}_response"] = e[:, 0]
-            elif layer == "orbit":
-                out[f"{prefix}_orbit"] = z[..., : config.orbit_dim].reshape(x.shape[0], -1)
-            elif layer == "invariant":
-                out[f"{prefix}_invariant"] = rep.pool_group(z[..., : config.pool_dim], config.poolings)
-            elif layer == "representation":
-                out[f"{prefix}_representation"] = glassbox.represent(params, x)
-            else:
-                out[f"{prefix}_pca"] = glassbox.transform(params, x)
-        return out
+        orbit = z[..., : config.orbit_dim].reshape(x.shape[0], -1)
+        invariant = rep.pool_group(z[..., : config.pool_dim], config.poolings)
+        # Layer 1 as glassbox.represent assembles it (tests/test_comparison.py holds them equal).
+        parts = {"invariant": (invariant,), "equivariant": (orbit,), "both": (invariant, orbit)}[config.representation]
+        representation = jnp.concatenate(parts, axis=-1)
+        values = {
+            "response": e[:, 0],  # groups.Group: elements[0] is the identity
+            "orbit": orbit,
+            "invariant": invariant,
+            "representation": representation,
+            "pca": reduction.project(params.pca, representation),
+        }
+        return {f"{prefix}_{layer}": values[layer] for layer in layers}
 
     return Features(tuple(f"{prefix}_{layer}" for layer in layers), fn)
 
 
 def alexnet_features(params, *, size: int = 64) -> Features:
     """AlexNet's conv1..conv5, fc6..fc8 on images (N, H, W, 1 or 3) in [0, 1], resized to ``size``."""
+    params = _on_one_device(params)
 
     def fn(x):
         return alexnet.activations(params, alexnet.preprocess(x, size))
@@ -237,8 +245,17 @@ def load_or_train_alexnet(
 
 def alexnet_predictor(params, *, size: int, batch_size: int = 128) -> Callable[[np.ndarray], np.ndarray]:
     """images (N, H, W, C) in [0, 1] -> AlexNet's predicted labels (N,)."""
-    logits = jax.jit(lambda x: jnp.argmax(alexnet.apply(params, alexnet.preprocess(x, size)), axis=-1))
-    return lambda x: glassbox.map_batches(logits, x, batch_size, desc="alexnet: predict")
+    # params go in as an argument, not a closure constant that XLA would fold into the program.
+    labels = jax.jit(lambda p, x: jnp.argmax(alexnet.apply(p, alexnet.preprocess(x, size)), axis=-1))
+    return lambda x: glassbox.map_batches(lambda chunk: labels(params, chunk), x, batch_size, desc="alexnet: predict")
+
+
+def alexnet_layer(params, name: str, *, size: int, batch_size: int = 128) -> Callable[[np.ndarray], np.ndarray]:
+    """images (N, H, W, C) in [0, 1] -> AlexNet's activation ``name`` (N, ...)."""
+    if name not in alexnet.LAYER_NAMES:
+        raise ValueError(f"alexnet_layer: expected a layer from {', '.join(alexnet.LAYER_NAMES)}, got {name!r}")
+    layer = jax.jit(lambda p, x: alexnet.activations(p, alexnet.preprocess(x, size))[name])
+    return lambda x: glassbox.map_batches(lambda chunk: layer(params, chunk), x, batch_size, desc=f"alexnet: {name}")
 
 
 def run(

@@ -1,0 +1,137 @@
+"""The side-by-side comparison: layer names, exact symmetries of the glass-box rows, ridges, scores."""
+import jax
+import numpy as np
+import pytest
+
+from glassjax import alexnet, comparison, data
+from glassjax.glassbox import GlassBox
+
+ROW_KEYS = {"name", "shape", "invariance_error", "equivariance_error", "equivariance_error_identity", "lie_derivative",
+            "intra_class_distance", "inter_class_distance", "fisher_ratio", "linear_probe_accuracy", "ridge", "fit_rows"}
+WEIGHTS = "tests/fixtures/alexnet_small.safetensors"
+
+
+def _squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes of 12x12 grey images: a bright bar along the top row or in the centre column."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 0.3, (n, 12, 12, 1)).astype(np.float32)
+    y = (np.arange(n) % 2).astype(np.int32)
+    x[y == 0, 1:3, 2:10] += 0.6
+    x[y == 1, 3:9, 5:7] += 0.6
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    x_train, y_train = _squares(24, 0)
+    x_test, y_test = _squares(10, 1)
+    return data.Dataset("bars", x_train, y_train, x_test, y_test, ("top", "centre"))
+
+
+@pytest.fixture(scope="module")
+def compared(dataset):
+    """The invariant glass-box and a fresh reduced-width AlexNet, measured side by side.
+
+    Every layer is at most 96 wide (12 fit images x 8 group elements), so one ridge serves all
+    and the metrics make one pass.
+    """
+    model = GlassBox(group="d4", filters_per_class=4, pool_dim=4, orbit_dim=4, components=6, classifier="ridge")
+    model.fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names)
+    params = alexnet.init(jax.random.key(0), 2, widths=(4, 12, 24, 16, 16), hidden=(32, 32))
+    return comparison.run(dataset, glassboxes={"glassbox": model}, alexnet_params=params, images=12)
+
+
+def test_rows_are_named_and_complete(compared):
+    names = [row["name"] for row in compared["layers"]]
+    assert names == ["glassbox_response", "glassbox_orbit", "glassbox_invariant", "glassbox_pca", *alexnet.LAYER_NAMES]
+    for row in compared["layers"]:
+        assert ROW_KEYS <= set(row), row["name"]
+        assert row["fit_rows"] == 12 * 8  # 12 fit images and their D4 orbits
+        assert row["ridge"] == comparison.DEFAULT_RIDGE
+    assert compared["n_fit_images"] == 12 and compared["n_eval_images"] == 10
+
+
+def test_glassbox_rows_are_exact(compared):
+    rows = {row["name"]: row for row in compared["layers"]}
+    # Pooling over the group is exactly invariant; the 1e-5 allows float32 summation order.
+    assert rows["glassbox_invariant"]["invariance_error"] < 1e-5
+    assert rows["glassbox_pca"]["invariance_error"] < 1e-5
+    # The group permutes the orbit blocks, so an exact linear map exists. The held-out residual
+    # is what the ridge (1e-3 of the mean eigenvalue) shrinks away from it: the identity's floor.
+    orbit = rows["glassbox_orbit"]
+    assert orbit["equivariance_error"] < 1e-3
+    assert orbit["equivariance_error"] < 2 * orbit["equivariance_error_identity"] + 1e-6
+    # The responses at the identity move with the image: not invariant.
+    assert rows["glassbox_response"]["invariance_error"] > 0.05
+
+
+def test_accuracy_per_model(compared, dataset):
+    assert set(compared["accuracy"]) == {"glassbox", "alexnet"}
+    for scores in compared["accuracy"].values():
+        assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["accuracy_transformed"] <= 1.0
+        assert np.asarray(scores["confusion"]).sum() == len(dataset.y_test)
+        assert np.asarray(scores["confusion_transformed"]).sum() == len(dataset.y_test)
+    # Exactly invariant to D4, so a half turn never changes the glass-box's prediction.
+    assert compared["accuracy"]["glassbox"]["turned_changed"] == 0
+
+
+def test_layer_ridge_scales_only_underdetermined_layers():
+    assert comparison.layer_ridge((256,), 128, 1e-3) == pytest.approx(2e-3)
+    assert comparison.layer_ridge((64,), 128, 1e-3) == 1e-3
+    # A feature map has a row per position: 15 * 15 * 128 rows for 32 channels.
+    assert comparison.layer_ridge((15, 15, 32), 128, 1e-3) == 1e-3
+
+
+def test_feature_sets(dataset):
+    params = alexnet.init(jax.random.key(0), 2, width=1 / 16)
+    features = comparison.alexnet_features(params, size=64)
+    shapes = jax.eval_shape(features.fn, jax.ShapeDtypeStruct((3, 12, 12, 1), np.float32))
+    assert set(shapes) == set(alexnet.LAYER_NAMES)
+    assert shapes["fc8"].shape == (3, 2) and shapes["conv1"].shape == (3, 15, 15, 4)
+    with pytest.raises(ValueError, match="expected distinct layer names"):
+        comparison.combine(features, features)
+
+
+def test_glassbox_feature_choice(dataset):
+    model = GlassBox(group="d4", representation="both", pool_dim=4, orbit_dim=4, components=6, classifier="ridge")
+    model.fit(dataset.x_train, dataset.y_train)
+    default = comparison.glassbox_features(model.params_, prefix="gb")
+    assert default.names == ("gb_response", "gb_orbit", "gb_invariant", "gb_representation", "gb_pca")
+    shapes = jax.eval_shape(default.fn, jax.ShapeDtypeStruct((2, 12, 12, 1), np.float32))
+    assert shapes["gb_orbit"].shape == (2, 8 * 4)
+    assert shapes["gb_representation"].shape[1] == shapes["gb_invariant"].shape[1] + shapes["gb_orbit"].shape[1]
+    with pytest.raises(ValueError, match="expected layers from"):
+        comparison.glassbox_features(model.params_, layers=("orbit", "logits"))
+
+
+def test_metric_images_subsets_with_a_seed():
+    x = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
+    y = np.arange(10, dtype=np.int32)
+    same_x, same_y = comparison.metric_images(x, y, 20, seed=0)
+    assert same_x is x and same_y is y
+    sub_x, sub_y = comparison.metric_images(x, y, 4, seed=0)
+    assert sub_x.shape == (4, 1, 1, 1) and np.array_equal(sub_x[:, 0, 0, 0], sub_y)
+    assert np.array_equal(sub_y, comparison.metric_images(x, y, 4, seed=0)[1])
+    with pytest.raises(ValueError, match="expected count an int >= 2"):
+        comparison.metric_images(x, y, 1, seed=0)
+
+
+def test_model_scores_counts_what_moves():
+    x, y = _squares(8, 2)
+
+    def top_heavy(images):
+        """Class 0 when rows 1-2 are brighter than rows 9-10: right for upright images, wrong for a turned top bar."""
+        top, bottom = images[:, 1:3].mean(axis=(1, 2, 3)), images[:, 9:11].mean(axis=(1, 2, 3))
+        return (top <= bottom + 0.2).astype(np.int32)
+
+    scores = comparison.model_scores(top_heavy, x, y, group="d4", seed=0, num_classes=2)
+    assert scores["accuracy"] == 1.0
+    assert scores["turned_changed"] == int(np.sum(y == 0))  # the top bar moves to the bottom
+    assert np.array_equal(np.asarray(scores["confusion"]), [[4, 0], [0, 4]])
+    assert scores["n_test"] == 8
+
+
+def test_alexnet_from_weights(dataset):
+    params, info = comparison.load_or_train_alexnet(dataset, weights=WEIGHTS, size=64)
+    assert info["source"] == "weights" and info["num_classes"] == 10
+    assert params["fc8"]["kernel"].shape == (64, 10)

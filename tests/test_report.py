@@ -1,0 +1,192 @@
+"""The report: figures are PNGs, the page is self-contained, the folder is written all or nothing."""
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glassjax import report
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CHROMIUM = "/usr/bin/chromium"
+NAMES = ("glassbox_response", "glassbox_orbit", "glassbox_invariant", "glassbox_pca",
+         "glassbox_both_representation", "glassbox_both_pca", "conv1", "fc7", "fc8")
+
+
+def _row(name, invariance, equivariance, fisher, lie=1.0):
+    return {"name": name, "shape": [4, 4, 2] if name == "conv1" else [16], "invariance_error": invariance,
+            "equivariance_error": equivariance, "equivariance_error_identity": equivariance / 2, "lie_derivative": lie,
+            "intra_class_distance": 1.0, "inter_class_distance": 2.0, "fisher_ratio": fisher,
+            "linear_probe_accuracy": 0.9, "ridge": 1e-3, "fit_rows": 96}
+
+
+def _scores(accuracy, moved, turned):
+    return {"accuracy": accuracy, "accuracy_transformed": moved, "turned_changed": turned, "n_test": 10,
+            "confusion": [[5, 0], [1, 4]], "confusion_transformed": [[4, 1], [2, 3]]}
+
+
+@pytest.fixture
+def result():
+    """Numbers shaped like comparison.run's, chosen so the glass-box loses on some and wins on others."""
+    values = {"glassbox_response": (0.7, 3e-3, 0.4), "glassbox_orbit": (1.3, 1e-4, 0.05),
+              "glassbox_invariant": (1e-8, 1e-4, 0.1), "glassbox_pca": (1e-7, 1e-6, 0.06),
+              "glassbox_both_representation": (1.2, 2e-4, 0.05), "glassbox_both_pca": (1.1, 0.6, 0.07),
+              "conv1": (0.8, 0.1, 0.2), "fc7": (0.3, 0.08, 1.9), "fc8": (0.4, 0.2, 4.4)}
+    rows = [_row(name, *values[name], lie=3.4 if name == "glassbox_invariant" else 1.2) for name in NAMES]
+    return {"dataset": "bars", "classes": ["top", "<centre>"], "group": "d4", "n_fit_images": 12, "n_eval_images": 10,
+            "layers": rows, "accuracy": {"glassbox": _scores(0.9, 0.9, 0), "glassbox_both": _scores(0.9, 0.6, 3),
+                                         "alexnet": _scores(1.0, 0.8, 4)},
+            "seconds": {"total": 12.0}, "command": "glassjax compare --dataset bars", "models": {"alexnet": {"epochs": 1}}}
+
+
+@pytest.fixture(scope="module")
+def figures():
+    """Every figure drawn from small synthetic inputs."""
+    rng = np.random.default_rng(0)
+    y = np.arange(10) % 2
+    filters = [(rng.random((3, 3, 1)), "top"), (rng.random((3, 3, 1)), "<centre>")]
+    rows = [_row(name, 0.5, 0.1, 1.0) for name in NAMES]
+    accuracy = {"glassbox": _scores(0.9, 0.9, 0), "alexnet": _scores(1.0, 0.8, 4)}
+    return {
+        "filters.png": report.filters_figure([("patch filters", filters), ("class prototypes", filters)]),
+        "orbit.png": report.orbit_figure(rng.random((8, 6, 6, 1)), [report.element_label("d4", g) for g in range(8)],
+                                         {"glassbox": ["top"] * 8, "alexnet": ["top", "<centre>"] * 4}),
+        "scatter.png": report.scatter_figure([("glass-box", rng.random((10, 5)), rng.random((10, 5))),
+                                              ("AlexNet fc7", rng.random((10, 7)), rng.random((10, 7)))], y, ["top", "<centre>"]),
+        "layers.png": report.layers_figure(rows),
+        "accuracy.png": report.accuracy_figure(accuracy, "d4"),
+        "confusion.png": report.confusion_figure(accuracy, ["top", "<centre>"], "d4"),
+    }
+
+
+def test_figures_are_png(figures):
+    for name, data in figures.items():
+        assert data.startswith(PNG), name
+        assert len(data) > 2000, name
+
+
+def test_element_labels():
+    labels = [report.element_label("d4", g) for g in range(8)]
+    assert labels[0] == "identity" and len(set(labels)) == 8
+    assert "flip, turn 90°" in labels
+    assert report.element_label("rot:8", 1) == "turn 45°"
+    assert report.element_label("trans:2", 3) == "shift (1, 1)/2"
+
+
+def test_findings_follow_the_numbers(result):
+    found = report.findings(result)
+    loses, wins = " ".join(found["loses"]), " ".join(found["wins"])
+    assert "Lower clean test accuracy: glass-box 0.900, AlexNet 1.000" in loses
+    assert "Higher test accuracy under random d4 elements: glass-box 0.900, AlexNet 0.800" in wins
+    assert "makes a 6 a 9, changes 0 of 10 predictions" in loses and "4 of AlexNet's" in loses
+    assert "3.40 per radian" in loses  # less smooth than fc7 between the group's elements
+    assert "Weaker class separation" in loses and "fc8 4.4" in loses
+    assert "Layer 2 (PCA) of the invariant + orbit model is not equivariant (error 0.6)" in loses
+    assert "Equivariance error of the orbit projection 1.0e-04" in wins
+    # Without a half turn in the group there is no 6-vs-9 blind spot to report.
+    assert "6 a 9" not in " ".join(report.findings(dict(result, group="flip"))["loses"])
+    better = dict(result, accuracy=dict(result["accuracy"], glassbox=_scores(1.0, 0.9, 0)))
+    assert "Equal clean test accuracy" in " ".join(report.findings(better)["wins"])
+
+
+def test_html_is_self_contained(result, figures):
+    page = report.render_html(result, figures)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert "http://" not in page and "https://" not in page
+    assert "<link" not in page and "<script" not in page
+    embedded = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(embedded) == len(figures)
+    assert "&lt;centre&gt;" in page and "<centre>" not in page
+    assert "Where the glass-box loses" in page and "glassbox_both_pca" in page
+
+
+def _listing(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_write_report_writes_and_replaces(result, figures, tmp_path):
+    out = tmp_path / "report"
+    report.write_report(out, result, figures)
+    assert sorted(os.listdir(out)) == sorted(["index.html", "metrics.json", *figures])
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored["format"] == report.FORMAT and stored["layers"] == result["layers"]
+    assert (out / "layers.png").read_bytes() == figures["layers.png"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask  # an ordinary folder, not mkdtemp's 0700
+    fewer = {k: v for k, v in figures.items() if k != "confusion.png"}
+    report.write_report(out, dict(result, dataset="again"), fewer)
+    assert "confusion.png" not in os.listdir(out)
+    assert json.loads((out / "metrics.json").read_text())["dataset"] == "again"
+    assert os.listdir(tmp_path) == ["report"]
+
+
+def test_failure_keeps_the_old_report(result, figures, tmp_path, monkeypatch):
+    out = tmp_path / "report"
+    report.write_report(out, result, figures)
+    before = _listing(out)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(report, "render_html", broken)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        report.write_report(out, dict(result, dataset="lost"), figures)
+    assert _listing(out) == before
+    assert os.listdir(tmp_path) == ["report"]  # no half-built folder beside it
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RuntimeError):
+        report.write_report(fresh, result, figures)
+    assert not fresh.exists() and os.listdir(tmp_path) == ["report"]
+
+
+def test_foreign_folders_are_refused(result, figures, tmp_path):
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("precious")
+    with pytest.raises(ValueError, match="expected a new or empty folder or an earlier glassjax report"):
+        report.write_report(mine, result, figures)
+    assert os.listdir(mine) == ["chapter1.tex"]
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ValueError, match="expected a folder for the report"):
+        report.check_out(tmp_path / "file.txt")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report.check_out(empty)
+    report.write_report(empty, result, figures)
+    assert (empty / "index.html").exists()
+
+
+# Makes the page report whether every image decoded, in its title, once it has loaded.
+_IMAGE_CHECK = """<script>window.addEventListener("load", () => {
+  const broken = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length;
+  document.title = "images " + document.images.length + " broken " + broken;
+});</script>"""
+
+
+def _chromium(page: Path, profile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (Debian package chromium)")
+def test_opens_in_headless_chromium(result, figures, tmp_path):
+    out = report.write_report(tmp_path / "report", result, figures)
+    run = _chromium(out / "index.html", tmp_path / "profile-a")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Where the glass-box loses" in run.stdout
+    console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    # A copy with a probe script: the page itself has none, and must need none.
+    probe = tmp_path / "probe.html"
+    shutil.copy(out / "index.html", probe)
+    probe.write_text(probe.read_text().replace("</body>", _IMAGE_CHECK + "</body>"))
+    run = _chromium(probe, tmp_path / "profile-b")
+    assert f"<title>images {len(figures)} broken 0</title>" in run.stdout, run.stdout[:500]
