@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("datasets", "fit", "evaluate", "train_alexnet")
+COMMANDS = ("datasets", "fit", "evaluate", "train_alexnet", "equivariance", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
