@@ -10,6 +10,7 @@ import io
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,7 +59,19 @@ def environment() -> dict:
         "platform": jax.default_backend(),
         "cpu_count": os.cpu_count(),
         "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        **_library_version(),
     }
+
+
+def _library_version() -> dict:
+    """The commit of the glassjax checkout, and whether glassjax/ had uncommitted changes."""
+    root = Path(glassjax.__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "glassjax"], cwd=root, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git_commit": commit or None, "glassjax_dirty": bool(dirty.strip())}
 
 
 class Stopwatch:
@@ -146,7 +159,11 @@ def save_figure(fig, out: str | os.PathLike, name: str) -> Path:
 
 def _cell(value: Any, digits: int) -> str:
     if isinstance(value, float):
-        return f"{value:.{digits}f}" if abs(value) < 1e4 or value != value else f"{value:.3g}"
+        if value != 0 and abs(value) < 10.0**-digits:
+            return f"{value:.0e}"
+        if abs(value) >= 1e4:
+            return f"{value:.0f}"
+        return f"{value:.{digits}f}"
     return str(value)
 
 
