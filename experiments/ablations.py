@@ -15,11 +15,10 @@ mnist5k the pooling factor (method.md's "bilinear pooling raised D4-invariant ac
 
 Command:   python experiments/ablations.py --out results/ablations
            python experiments/ablations.py --out results/ablations_mnist5k --datasets mnist5k --mnist-factors poolings
-Runtime:   about 5 minutes (digits) and 6 minutes (mnist5k poolings) on 2 shared CPU cores.
-Expected:  only groups containing the 180-degree turn and the flip (c4, d4) keep clean accuracy
-           under D4; group none is best clean and worst under D4; the bilinear pooling adds
-           most of the invariant accuracy; equivariant/both gain clean accuracy and lose
-           transformed accuracy.
+Runtime:   520 s (digits) and MNIST_RUNTIME (mnist5k poolings), measured on 2 CPU cores shared with other jobs.
+Expected:  only D4 keeps its clean accuracy under D4 (digits 0.969 / 0.969; group none
+           0.981 / 0.370); the bilinear pooling adds 5 points over mean+max on digits;
+           equivariant and both reach 0.991 clean on digits and lose most of it under D4.
 """
 from __future__ import annotations
 

@@ -16,11 +16,11 @@ The two scale-free summaries are inter/intra and the Fisher ratio tr(S_b)/tr(S_w
 Command:   python experiments/separation.py --out results/separation
            (add --datasets lfw_faces mnist5k for MNIST as well; AlexNet then trains 3 epochs
            on 4000 images)
-Runtime:   about 2 minutes for lfw_faces on 2 shared CPU cores.
-Expected:  on lfw_faces the glass-box invariant representation has a higher inter/intra
-           and Fisher ratio than the pixels and than every AlexNet layer, on clean and on
-           D4-moved test images; AlexNet's ratios fall on moved images, the invariant
-           glass-box's do not change.
+Runtime:   130 s for lfw_faces, 720 s for mnist5k, measured on 2 CPU cores shared with other jobs.
+Expected:  the invariant representation's ratios are the same on clean and D4-moved images;
+           on clean images they are level with the pixels and below every trained AlexNet
+           layer (lfw_faces inter/intra 0.774 vs pixels 0.810, AlexNet 1.02-5.30); on
+           D4-moved mnist5k they are above every AlexNet layer (0.761 vs 0.40-0.62).
 """
 from __future__ import annotations
 
