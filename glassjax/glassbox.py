@@ -16,14 +16,15 @@ import dataclasses
 import json
 import os
 import time
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
-from glassjax import classifiers, data, groups, reduction
+from glassjax import classifiers, data, groups, parallel, reduction, streaming
 from glassjax import representation as rep
 from glassjax.files import atomic_write
 from glassjax.filters import FilterBank, class_prototypes, patch_filters
@@ -166,13 +167,22 @@ def _represent(config: GlassBoxConfig, z: jax.Array) -> jax.Array:
     return jnp.concatenate(parts, axis=-1)
 
 
+def _used_projection(config: GlassBoxConfig, projection: rep.OrbitProjection) -> rep.OrbitProjection:
+    """The orbit projection cut to the coordinates the representation reads (the rest would be computed and dropped)."""
+    width = max(
+        config.pool_dim if config.representation in ("invariant", "both") else 0,
+        config.orbit_dim if config.representation in ("equivariant", "both") else 0,
+    )
+    return rep.OrbitProjection(projection.mean, projection.components[:width])
+
+
 def represent(params: GlassBoxParams, x: jax.Array) -> jax.Array:
     """Layer 1, the representation: x (N, H, W, C) -> (N, D_rep).
 
     invariant: pooled over the group; equivariant: the orbit projection flattened (|G| * orbit_dim);
     both: the two side by side.
     """
-    z = rep.project_orbit(params.projection, responses(params, x))
+    z = rep.project_orbit(_used_projection(params.config, params.projection), responses(params, x))
     return _represent(params.config, z)
 
 
@@ -194,96 +204,222 @@ def predict(params: GlassBoxParams, x: jax.Array) -> jax.Array:
 # --- batching ---------------------------------------------------------------------------------
 
 
-def _padded_batches(x: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
-    """Yield (batch padded to batch_size by repeating its last row, number of real rows)."""
-    for start in range(0, x.shape[0], batch_size):
-        chunk = x[start : start + batch_size]
-        real = chunk.shape[0]
-        if real < batch_size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, axis=0)])
-        yield chunk, real
+def _pad_rows(chunk: np.ndarray, size: int) -> np.ndarray:
+    """chunk (n, ...) padded to ``size`` rows by repeating its last row."""
+    return chunk if chunk.shape[0] == size else np.concatenate([chunk, np.repeat(chunk[-1:], size - chunk.shape[0], axis=0)])
 
 
-def map_batches(fn: Callable[[jax.Array], jax.Array], x: np.ndarray, batch_size: int, *, desc: str = "") -> np.ndarray:
-    """Apply a jitted ``fn`` to x (N, ...) in fixed-size batches (one compile), concatenated."""
-    batch_size = min(batch_size, x.shape[0])
-    total = -(-x.shape[0] // batch_size)
-    outs = [np.asarray(fn(jnp.asarray(chunk)))[:real] for chunk, real in progress(_padded_batches(x, batch_size), total=total, desc=desc, unit="batch")]
+def map_batches(
+    fn: Callable[[jax.Array], jax.Array], x: np.ndarray, batch_size: int, *, desc: str = "", mesh: Mesh | None = None
+) -> np.ndarray:
+    """Apply a jitted ``fn`` (batch (B, ...) -> (B, ...)) to x (N, ...) in fixed-size batches (one compile), concatenated.
+
+    Without a mesh each batch goes to the default device as is. With one, each batch is padded to
+    a multiple of the mesh's devices and sharded by rows (``parallel.shard_batch``); ``fn`` gets
+    the global batch and this host's rows come back. Batch i + 1 is dispatched before batch i
+    is fetched, so the host's copying overlaps the devices' work.
+    """
+    n = x.shape[0]
+    size = min(batch_size, n) if mesh is None else parallel.padded_size(min(batch_size, n), mesh)
+    outs, pending = [], []
+    for start in progress(range(0, n, size), total=-(-n // size), desc=desc, unit="batch"):
+        chunk = x[start : start + size]
+        batch = jnp.asarray(_pad_rows(chunk, size)) if mesh is None else parallel.shard_batch(mesh, chunk, size=size)[0]
+        pending.append((fn(batch), chunk.shape[0]))
+        if len(pending) > 1:
+            out, real = pending.pop(0)
+            outs.append(parallel.local_rows(out)[:real])
+    outs.extend(parallel.local_rows(out)[:real] for out, real in pending)
     return np.concatenate(outs)
 
 
-def _accumulate_moments(rows_fn, x: np.ndarray, batch_size: int, dim: int, desc: str) -> reduction.Moments:
-    """Streaming moments of rows_fn(batch) -> (B, R, dim) rows over all batches, padding masked."""
-    batch_size = min(batch_size, x.shape[0])
+class _Stream(NamedTuple):
+    """How fit reads its data: ``batches()`` starts a pass of (images, labels) batches of at most ``size`` rows."""
+
+    batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+    size: int
+    total: int
+    mesh: Mesh
+
+
+def _accumulate(update, state, stream: _Stream, params, desc: str):
+    """``state = update(state, params, x, y, mask)`` over one pass of sharded batches."""
+    for x, y in progress(stream.batches(), total=stream.total, desc=desc, unit="batch"):
+        state = update(state, params, *parallel.shard_batch(stream.mesh, x, y, size=stream.size))
+    return state
+
+
+def _accumulate_moments(rows_fn, params, stream: _Stream, dim: int, desc: str) -> reduction.Moments:
+    """Streaming moments of rows_fn(params, batch) -> (B, R, dim) rows over a pass, padding masked.
+
+    rows_fn runs on each device's rows; the moments are summed across devices by XLA.
+    """
+    local = parallel.per_device(rows_fn, stream.mesh)
 
     @jax.jit
-    def update(m, chunk, real):
-        rows = rows_fn(chunk)
+    def update(m, params, chunk, labels, mask):
+        rows = local(params, chunk)
         b, r = rows.shape[:2]
-        mask = jnp.repeat(jnp.arange(b) < real, r)
-        return reduction.moments_update(m, rows.reshape(b * r, dim), mask)
+        return reduction.moments_update(m, rows.reshape(b * r, dim), jnp.repeat(mask, r))
 
-    m = reduction.moments_init(dim)
-    total = -(-x.shape[0] // batch_size)
-    for chunk, real in progress(_padded_batches(x, batch_size), total=total, desc=desc, unit="batch"):
-        m = update(m, jnp.asarray(chunk), real)
-    return m
+    return _accumulate(update, parallel.replicate(stream.mesh, reduction.moments_init(dim)), stream, params, desc)
 
 
 # --- fitting ------------------------------------------------------------------------------------
+
+# A batch source's first pass keeps at most this many images per class (a seeded uniform
+# reservoir sample) to fit the patch filters from; arrays in memory use every image.
+FILTER_SAMPLE_PER_CLASS = 1000
+
+
+class _Survey(NamedTuple):
+    """What the first pass over a batch source learns: image count and shape, and the class data."""
+
+    count: int
+    image_shape: tuple[int, int, int]
+    sample_x: np.ndarray
+    sample_y: np.ndarray
+    class_means: np.ndarray
+
+
+def _survey(source, size: int, key: jax.Array, where: str) -> _Survey:
+    """One pass: counts, per-class reservoir samples (FILTER_SAMPLE_PER_CLASS) and per-class mean images."""
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+    count, seen, sums, samples = 0, [], [], []
+    shape = None
+    for x, y in progress(streaming.rebatch(streaming.batches(source, where), size, where), desc="fit: survey", unit="batch"):
+        shape = x.shape[1:]
+        count += x.shape[0]
+        for c in np.unique(y):
+            while len(seen) <= c:
+                seen.append(0)
+                sums.append(np.zeros(shape, np.float64))
+                samples.append(np.zeros((0,) + shape, np.float32))
+            rows = x[y == c]
+            sums[c] += rows.sum(axis=0, dtype=np.float64)
+            order = seen[c] + np.arange(rows.shape[0])  # Algorithm R: item k replaces slot j < R, j uniform in 0..k
+            keep = order < FILTER_SAMPLE_PER_CLASS
+            samples[c] = np.concatenate([samples[c], rows[keep]])
+            slots = rng.integers(0, order[~keep] + 1)
+            chosen = slots < FILTER_SAMPLE_PER_CLASS
+            samples[c][slots[chosen]] = rows[~keep][chosen]
+            seen[c] += rows.shape[0]
+    if shape is None:
+        raise ValueError(f"{where}: expected at least one batch of images, got an empty source")
+    missing = [c for c, k in enumerate(seen) if k == 0]
+    if len(seen) < 2 or missing:
+        raise ValueError(f"{where}: expected labels 0..C-1 with C >= 2 classes, each present; got {len(seen)} classes, missing {missing}")
+    sample_y = np.concatenate([np.full(s.shape[0], c, np.int32) for c, s in enumerate(samples)])
+    means = np.stack([s / k for s, k in zip(sums, seen)]).astype(np.float32)
+    return _Survey(count, shape, np.concatenate(samples), sample_y, means)
+
+
+def _stream(x, y, size_limit: int, mesh: Mesh, n: int, where: str) -> _Stream:
+    size = parallel.padded_size(min(size_limit, n), mesh)
+    if streaming.is_source(x):
+        return _Stream(lambda: streaming.rebatch(streaming.batches(x, where), size, where), size, -(-n // size), mesh)
+    return _Stream(lambda: iter(streaming.ArraySource(x, y, size)), size, -(-n // size), mesh)
 
 
 def fit(
     config: GlassBoxConfig,
     x,
-    y,
+    y=None,
     *,
     key: jax.Array,
     class_names: Sequence[str] | None = None,
+    mesh: Mesh | None = None,
 ) -> GlassBoxParams:
-    """Fit the three layers on images x (N, H, W[, C]) and labels y (N,) in 0..C-1.
+    """Fit the three layers on images x (N, H, W[, C]) and labels y (N,) in 0..C-1, or on a batch source.
 
-    Passes: (1) filters from class-wise patches / class means; (2) the orbit projection from
-    the moments of every orbit element's response; (3) PCA from the moments of the
-    representation; (4) the classifier on the PCA features.
+    A batch source (``glassjax.streaming``: re-iterable, or a function returning an iterator,
+    of (images, labels) batches) comes with y None and is read once per pass, never held in
+    memory. Passes: (1) filters from class-wise patches / class means (a source: from a seeded
+    sample of FILTER_SAMPLE_PER_CLASS images per class and exact class means); (2) the orbit
+    projection from the moments of every orbit element's response; (3) PCA from the moments
+    of the representation; (4) the classifier: ridge and LDA from streaming class statistics,
+    the iterative kinds on the (N, K) PCA features held in memory.
+    Batches are sharded over ``mesh`` (default: every device, ``parallel.make_mesh()``).
     """
-    x = data.as_images(x, "GlassBox.fit images")
-    y = data.as_labels(y, x.shape[0], "GlassBox.fit labels")
-    num_classes = int(y.max()) + 1
+    mesh = parallel.make_mesh() if mesh is None else mesh
+    k_filters, k_classifier = jax.random.split(key)
+    if streaming.is_source(x):
+        if y is not None:
+            raise TypeError(f"GlassBox.fit: expected y=None with a batch source (its batches carry the labels), got {type(y).__name__}")
+        survey = _survey(x, parallel.padded_size(config.batch_size, mesh), k_filters, "GlassBox.fit")
+        n, image_shape, num_classes = survey.count, survey.image_shape, survey.class_means.shape[0]
+        sample_x, sample_y = survey.sample_x, survey.sample_y
+    else:
+        x = data.as_images(x, "GlassBox.fit images")
+        y = data.as_labels(y, x.shape[0], "GlassBox.fit labels")
+        n, image_shape, num_classes = x.shape[0], x.shape[1:], int(y.max()) + 1
+        sample_x, sample_y = x, y
     if class_names is None:
         class_names = tuple(str(c) for c in range(num_classes))
     class_names = tuple(class_names)
     if len(class_names) < num_classes:
         raise ValueError(f"GlassBox.fit: expected {num_classes} class names, got {len(class_names)}")
-    config = config.resolved(x.shape[1:], x.shape[0])
+    config = config.resolved(image_shape, n)
     group = groups.get(config.group)
-    group.check_image(x.shape, "GlassBox.fit")
-    k_filters, k_classifier = jax.random.split(key)
+    group.check_image((n,) + tuple(image_shape), "GlassBox.fit")
+    stream = _stream(x, y, config.batch_size, mesh, n, "GlassBox.fit")
 
     patches = prototypes = None
     if config.filters in ("patch", "both"):
-        per_class = min(config.filters_per_class, config.patch_size**2 * x.shape[3] - 1)
-        patches = patch_filters(x, y, num_classes, size=config.patch_size, per_class=per_class, key=k_filters)
+        per_class = min(config.filters_per_class, config.patch_size**2 * image_shape[2] - 1)
+        patches = patch_filters(sample_x, sample_y, num_classes, size=config.patch_size, per_class=per_class, key=k_filters)
     if config.filters in ("prototype", "both"):
-        prototypes = class_prototypes(x, y, num_classes, group)
-    banks = [(b, g) for b, g in ((patches, config.grid), (prototypes, 1)) if b is not None]
+        if streaming.is_source(x):
+            # Each class mean is its own one-image class: class_prototypes then only averages over G.
+            prototypes = class_prototypes(survey.class_means, np.arange(num_classes), num_classes, group)
+        else:
+            prototypes = class_prototypes(x, y, num_classes, group)
+    banks = parallel.replicate(mesh, tuple(b for b in (patches, prototypes) if b is not None))
+    grids = tuple(g for b, g in ((patches, config.grid), (prototypes, 1)) if b is not None)
 
-    response_dim = _responses(config, banks, jnp.asarray(x[:1])).shape[-1]
-    moments = _accumulate_moments(lambda c: _responses(config, banks, c), x, config.batch_size, response_dim, "fit: orbit")
-    proj_dim = min(max(config.pool_dim, config.orbit_dim), response_dim, x.shape[0] * group.order - 1)
+    def responses_of(banks, chunk):
+        return _responses(config, list(zip(banks, grids)), chunk)
+
+    probe = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
+    response_dim = jax.eval_shape(responses_of, banks, probe).shape[-1]
+    moments = _accumulate_moments(responses_of, banks, stream, response_dim, "fit: orbit")
+    proj_dim = min(max(config.pool_dim, config.orbit_dim), response_dim, n * group.order - 1)
     projection = rep.fit_orbit_projection(moments, proj_dim)
 
-    def represent_batch(chunk):
-        return _represent(config, rep.project_orbit(projection, _responses(config, banks, chunk)))[:, None, :]
+    def represent_of(params, chunk):
+        banks, projection = params
+        return _represent(config, rep.project_orbit(_used_projection(config, projection), responses_of(banks, chunk)))[:, None, :]
 
-    rep_dim = represent_batch(jnp.asarray(x[:1])).shape[-1]
-    moments = _accumulate_moments(represent_batch, x, config.batch_size, rep_dim, "fit: PCA")
-    pca = reduction.fit_pca(moments, min(config.components, rep_dim, x.shape[0] - 1), whiten=config.whiten)
+    rep_dim = jax.eval_shape(represent_of, (banks, projection), probe).shape[-1]
+    moments = _accumulate_moments(represent_of, (banks, projection), stream, rep_dim, "fit: PCA")
+    pca = reduction.fit_pca(moments, min(config.components, rep_dim, n - 1), whiten=config.whiten)
 
-    features = map_batches(jax.jit(lambda c: reduction.project(pca, represent_batch(c)[:, 0])), x, config.batch_size, desc="fit: features")
-    options = {} if config.regularization is None else {_REGULARIZATION_OPTION[config.classifier]: config.regularization}
-    clf = classifiers.fit_classifier(config.classifier, features, y, num_classes=num_classes, key=k_classifier, **options)
-    return GlassBoxParams(config, tuple(x.shape[1:]), class_names, patches, prototypes, projection, pca, clf)
+    def features_of(params, chunk):
+        return reduction.project(params[2], represent_of(params[:2], chunk)[:, 0])
+
+    params = (banks, projection, pca)
+    option = {} if config.regularization is None else {_REGULARIZATION_OPTION[config.classifier]: config.regularization}
+    if config.classifier in ("ridge", "lda"):
+        local = parallel.per_device(features_of, mesh)
+
+        @jax.jit
+        def update(stats, params, chunk, labels, mask):
+            return reduction.scatter_update(stats, local(params, chunk), labels, mask)
+
+        stats = parallel.replicate(mesh, reduction.scatter_init(pca.components.shape[0], num_classes))
+        stats = _accumulate(update, stats, stream, params, "fit: classifier")
+        fit_stats = classifiers.fit_ridge_stats if config.classifier == "ridge" else classifiers.fit_lda_classifier_stats
+        clf = fit_stats(stats, **option)
+    else:
+        features_fn = jax.jit(parallel.per_device(features_of, mesh))
+        features, labels = [], []
+        for xb, yb in progress(stream.batches(), total=stream.total, desc="fit: features", unit="batch"):
+            features.append(parallel.local_rows(features_fn(params, parallel.shard_batch(mesh, xb, size=stream.size)[0]))[: xb.shape[0]])
+            labels.append(yb)
+        clf = classifiers.fit_classifier(
+            config.classifier, np.concatenate(features), np.concatenate(labels), num_classes=num_classes, key=k_classifier, **option
+        )
+    return GlassBoxParams(config, tuple(image_shape), class_names, patches, prototypes, projection, pca, clf)
 
 
 # --- saving -------------------------------------------------------------------------------------
@@ -346,24 +482,33 @@ class GlassBox:
 
     >>> model = GlassBox(group="d4", representation="invariant").fit(x_train, y_train)
     >>> model.score(x_test, y_test)
+
+    ``devices`` (default: all) is the mesh the batches are sharded over; ``fit`` also takes a
+    batch source (``glassjax.streaming``) in place of (x, y).
     """
 
-    def __init__(self, *, seed: int = 0, **config):
+    def __init__(self, *, seed: int = 0, devices: Sequence[jax.Device] | None = None, **config):
         self.config = GlassBoxConfig(**config).validated()
         self.seed = seed
+        self.devices = devices
         self.params_: GlassBoxParams | None = None
         self.fit_seconds_: float | None = None
 
-    def fit(self, x, y, *, class_names: Sequence[str] | None = None) -> "GlassBox":
+    def fit(self, x, y=None, *, class_names: Sequence[str] | None = None) -> "GlassBox":
         start = time.perf_counter()
-        params = fit(self.config, x, y, key=jax.random.PRNGKey(self.seed), class_names=class_names)
+        mesh = parallel.make_mesh(self.devices)
+        params = fit(self.config, x, y, key=jax.random.PRNGKey(self.seed), class_names=class_names, mesh=mesh)
         self._set(params)
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
     def _set(self, params: GlassBoxParams) -> None:
-        self.params_ = params
-        self._jitted = {name: jax.jit(fn) for name, fn in (("represent", represent), ("transform", transform), ("apply", apply))}
+        self.mesh_ = parallel.make_mesh(self.devices)
+        self.params_ = parallel.replicate(self.mesh_, params)
+        self._jitted = {
+            name: jax.jit(parallel.per_device(fn, self.mesh_))
+            for name, fn in (("represent", represent), ("transform", transform), ("apply", apply))
+        }
 
     def _run(self, name: str, x) -> np.ndarray:
         if self.params_ is None:
@@ -372,7 +517,7 @@ class GlassBox:
         if x.shape[1:] != self.params_.image_shape:
             raise ValueError(f"GlassBox.{name}: expected images of shape (N, {', '.join(map(str, self.params_.image_shape))}), got {x.shape}")
         fn = self._jitted[name]
-        return map_batches(lambda chunk: fn(self.params_, chunk), x, self.config.batch_size, desc=name)
+        return map_batches(lambda chunk: fn(self.params_, chunk), x, self.config.batch_size, desc=name, mesh=self.mesh_)
 
     def represent(self, x) -> np.ndarray:
         """Layer 1 output (N, D_rep)."""
@@ -406,6 +551,6 @@ class GlassBox:
         """A fitted GlassBox read from ``path``."""
         params = load_params(path)
         model = cls.__new__(cls)
-        model.config, model.seed, model.fit_seconds_ = params.config, 0, None
+        model.config, model.seed, model.devices, model.fit_seconds_ = params.config, 0, None, None
         model._set(params)
         return model

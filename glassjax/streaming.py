@@ -1,0 +1,155 @@
+"""Batch sources for streaming fits: data that is read in batches, once per pass, never all at once.
+
+A source yields (images, labels) batches: images (B, H, W) or (B, H, W, C), float in [0, 1] or
+uint8; labels (B,) int. It is either re-iterable (each ``iter(source)`` starts again from the
+first batch; a list of pairs will do) or a callable with no arguments that returns a fresh
+iterator (a generator function). ``GlassBox.fit`` makes one pass per layer, so a one-shot
+iterator is refused. Batch sizes may vary; ``rebatch`` cuts them into fixed-size batches so
+every pass compiles once.
+
+    ArraySource(x, y, batch_size)        arrays already in memory
+    TFDSSource(name, split, data_dir)    a prepared TensorFlow Datasets set, read record by record
+    SyntheticSource(n, ...)              generated on the fly (benchmarks of memory at scale)
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from glassjax import data
+
+__all__ = ["ArraySource", "TFDSSource", "SyntheticSource", "is_source", "batches", "rebatch"]
+
+
+class ArraySource:
+    """Batches of ``batch_size`` rows of in-memory images x (N, ...) and labels y (N,)."""
+
+    def __init__(self, x: Any, y: Any, batch_size: int = 1024):
+        if not hasattr(x, "shape") or not hasattr(y, "shape") or np.shape(x)[:1] != np.shape(y)[:1]:
+            raise ValueError(f"ArraySource: expected arrays x (N, ...) and y (N,), got {np.shape(x)} and {np.shape(y)}")
+        _check_batch_size(batch_size, "ArraySource")
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self) -> int:
+        return int(np.shape(self.x)[0])
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(self), self.batch_size):
+            yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+
+
+class TFDSSource:
+    """A split of a prepared TFDS data set (features 'image' and 'label'), read ``batch_size`` records at a time.
+
+    Reads with ``tfds.data_source`` (random access to array_record files; no TensorFlow), from
+    ``data_dir`` or ``$TFDS_DATA_DIR``. Nothing is downloaded.
+    """
+
+    def __init__(self, name: str, split: str = "train", *, data_dir: str | None = None, batch_size: int = 1024):
+        import tensorflow_datasets as tfds
+
+        _check_batch_size(batch_size, "TFDSSource")
+        root = data_dir or os.environ.get("TFDS_DATA_DIR")
+        if not root:
+            raise ValueError(f"TFDSSource: expected data_dir (or $TFDS_DATA_DIR) holding a prepared {name!r}, got none")
+        try:
+            self.records = tfds.data_source(name, split=split, data_dir=root, download=False)
+        except Exception as err:  # tfds raises many types for unknown, unprepared or unreadable sets
+            raise ValueError(f"TFDSSource: cannot read {name!r} split {split!r} in {root}: {type(err).__name__}: {err}".splitlines()[0]) from None
+        self.name, self.split, self.batch_size = name, split, batch_size
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(self), self.batch_size):
+            records = self.records.__getitems__(list(range(start, min(start + self.batch_size, len(self)))))
+            if "image" not in records[0] or "label" not in records[0]:
+                raise ValueError(f"TFDSSource {self.name}/{self.split}: expected features 'image' and 'label', got {sorted(records[0])}")
+            yield np.stack([np.asarray(r["image"]) for r in records]), np.asarray([r["label"] for r in records], np.int32)
+
+
+class SyntheticSource:
+    """``n`` generated images (n, H, W, C) uint8 in ``num_classes`` classes, the same on every pass.
+
+    Class c is noise plus a bright 3-row bar whose distance from the top depends on c.
+    Batch i is drawn from ``seed`` and i alone: any pass, any order, the same pixels.
+    """
+
+    def __init__(self, n: int, shape: tuple[int, int, int] = (28, 28, 1), *, num_classes: int = 10, batch_size: int = 1024, seed: int = 0):
+        _check_batch_size(batch_size, "SyntheticSource")
+        if not isinstance(n, int) or n < 1 or len(shape) != 3 or min(shape) < 1 or num_classes < 2:
+            raise ValueError(f"SyntheticSource: expected n >= 1, shape (H, W, C), num_classes >= 2, got {n}, {shape}, {num_classes}")
+        self.n, self.shape, self.num_classes, self.batch_size, self.seed = n, tuple(shape), num_classes, batch_size, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        h, w, c = self.shape
+        for i, start in enumerate(range(0, self.n, self.batch_size)):
+            rng = np.random.default_rng([self.seed, i])
+            b = min(self.batch_size, self.n - start)
+            y = rng.integers(0, self.num_classes, b).astype(np.int32)
+            x = rng.integers(0, 96, (b, h, w, c), dtype=np.uint8)
+            # bars at distinct distances from the centre, so classes stay apart even under D4
+            rows = (y * max(h // 2 - 3, 0)) // (self.num_classes - 1)
+            for r in range(3):
+                x[np.arange(b), rows + r] = 255
+            yield x, y
+
+
+def _check_batch_size(batch_size: Any, where: str) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{where}: expected batch_size a positive int, got {batch_size!r}")
+
+
+def is_source(obj: Any) -> bool:
+    """Whether ``obj`` is a batch source rather than an array of images."""
+    if hasattr(obj, "shape") or isinstance(obj, (str, bytes)):
+        return False
+    return callable(obj) or isinstance(obj, Iterable)
+
+
+def batches(source: Any, where: str) -> Iterator[tuple[Any, Any]]:
+    """A fresh pass over ``source``: its (images, labels) batches from the first one."""
+    if callable(source):
+        return iter(source())
+    if not isinstance(source, Iterable) or isinstance(source, (str, bytes)):
+        raise TypeError(f"{where}: expected images, a re-iterable source of (images, labels) batches or a callable returning one, got {type(source).__name__}")
+    if iter(source) is source:
+        raise TypeError(f"{where}: expected a re-iterable source (fitting makes several passes), got a one-shot {type(source).__name__}; "
+                        "pass a list, a source object or a function returning a fresh iterator")
+    return iter(source)
+
+
+def rebatch(pairs: Iterable[tuple[Any, Any]], batch_size: int, where: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(images, labels) batches of any sizes -> batches of exactly ``batch_size`` rows (the last one shorter).
+
+    Images are checked and converted by ``data.as_images`` (uint8 -> [0, 1] float32); every
+    batch must have the image shape of the first.
+    """
+    held_x: list[np.ndarray] = []
+    held_y: list[np.ndarray] = []
+    held, shape = 0, None
+    for x, y in pairs:
+        x = data.as_images(x, f"{where} images")
+        y = data.as_labels(y, x.shape[0], f"{where} labels", min_classes=1)
+        if shape is None:
+            shape = x.shape[1:]
+        elif x.shape[1:] != shape:
+            raise ValueError(f"{where}: expected every batch of images {shape}, got a batch of shape {x.shape}")
+        held_x.append(x)
+        held_y.append(y)
+        held += x.shape[0]
+        if held < batch_size:
+            continue
+        x, y = np.concatenate(held_x), np.concatenate(held_y)
+        cut = held - held % batch_size
+        for start in range(0, cut, batch_size):
+            yield x[start : start + batch_size], y[start : start + batch_size]
+        held_x, held_y, held = [x[cut:]], [y[cut:]], held - cut
+    if held:
+        yield np.concatenate(held_x), np.concatenate(held_y)

@@ -1,0 +1,135 @@
+"""Streaming fit: a batch source gives the model that the same data in memory gives; sources read lazily."""
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from glassjax import data, glassbox, streaming
+from glassjax.glassbox import GlassBox
+
+SMALL = dict(filters_per_class=4, pool_dim=8, orbit_dim=8, components=20, classifier="ridge", batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits", classes=["0", "1", "6", "9"])
+
+
+def _ragged(x, y, sizes):
+    """(x, y) cut into consecutive batches of the given sizes, uint8 like files on disk often are."""
+    edges = np.cumsum([0] + sizes)
+    assert edges[-1] == x.shape[0]
+    pixels = np.round(x * 255).astype(np.uint8)
+    return [(pixels[a:b], y[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def test_fit_from_ragged_batches_equals_fit_from_arrays(digits):
+    x, y = digits.x_train[:300], digits.y_train[:300]
+    x = np.round(x * 255).astype(np.uint8).astype(np.float32) / 255  # what the uint8 batches hold
+    sizes = [100, 7, 150, 43]
+    from_arrays = GlassBox(representation="both", **SMALL).fit(x, y)
+    from_batches = GlassBox(representation="both", **SMALL).fit(_ragged(x, y, sizes))
+    # every image fits the per-class sample, in stream order: the same filters, bit for bit;
+    # the ragged batches are re-cut into the batches the arrays are read in
+    np.testing.assert_array_equal(from_batches.params_.patches.filters, from_arrays.params_.patches.filters)
+    f_arrays, f_batches = from_arrays.transform(digits.x_test), from_batches.transform(digits.x_test)
+    np.testing.assert_allclose(f_batches, f_arrays, rtol=1e-5, atol=1e-5 * np.abs(f_arrays).max())
+    np.testing.assert_array_equal(from_batches.predict(digits.x_test), from_arrays.predict(digits.x_test))
+
+
+def test_prototypes_from_a_source_are_the_group_averaged_class_means(digits):
+    x, y = digits.x_train[:200], digits.y_train[:200]
+    model = GlassBox(filters="prototype", **SMALL).fit([(x[:120], y[:120]), (x[120:], y[120:])])
+    means = np.stack([x[y == c].mean(0) for c in range(4)])
+    expected = np.mean([np.rot90(np.flip(means, 2) if f else means, r, axes=(1, 2)) for r in range(4) for f in (0, 1)], axis=0)
+    np.testing.assert_allclose(model.params_.prototypes.filters, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_generator_function_is_a_source_and_passes_are_bounded(digits):
+    x, y = digits.x_train, digits.y_train
+    passes = []
+
+    def source():
+        passes.append(0)
+        for start in range(0, x.shape[0], 90):
+            passes[-1] += 1
+            yield x[start : start + 90], y[start : start + 90]
+
+    model = GlassBox(**dict(SMALL, classifier="logistic")).fit(source)
+    assert len(passes) == 4 and len(set(passes)) == 1  # survey, orbit, PCA, classifier; each reads everything
+    assert model.score(digits.x_test, digits.y_test) > 0.9
+
+
+def test_survey_keeps_a_bounded_seeded_sample_per_class(digits, monkeypatch):
+    monkeypatch.setattr(glassbox, "FILTER_SAMPLE_PER_CLASS", 5)
+    batches = _ragged(digits.x_train, digits.y_train, [64] * (digits.x_train.shape[0] // 64) + [digits.x_train.shape[0] % 64])
+    survey = glassbox._survey(batches, 64, jax.random.PRNGKey(0), "test")
+    again = glassbox._survey(batches, 64, jax.random.PRNGKey(0), "test")
+    assert survey.count == digits.x_train.shape[0]
+    np.testing.assert_array_equal(np.bincount(survey.sample_y), [5, 5, 5, 5])
+    np.testing.assert_array_equal(survey.sample_x, again.sample_x)
+    means = np.stack([digits.x_train[digits.y_train == c].mean(0) for c in range(4)])
+    np.testing.assert_allclose(survey.class_means, means, atol=0.5 / 255 + 1e-6)
+
+
+def test_bad_sources_raise(digits):
+    x, y = digits.x_train[:40], digits.y_train[:40]
+    with pytest.raises(TypeError, match="one-shot"):
+        GlassBox(**SMALL).fit(iter([(x, y)]))
+    with pytest.raises(TypeError, match="expected y=None"):
+        GlassBox(**SMALL).fit([(x, y)], y)
+    with pytest.raises(ValueError, match="empty source"):
+        GlassBox(**SMALL).fit([])
+    with pytest.raises(ValueError, match="expected every batch of images"):
+        GlassBox(**SMALL).fit([(x, y), (x[:, :4, :4], y)])
+    with pytest.raises(ValueError, match="missing"):
+        GlassBox(**SMALL).fit([(x[y != 1], y[y != 1])])
+
+
+def test_rebatch_cuts_fixed_size_batches():
+    pairs = [(np.zeros((n, 3, 3), np.uint8), np.zeros(n, np.int32)) for n in (5, 1, 9)]
+    sizes = [b[0].shape[0] for b in streaming.rebatch(pairs, 4, "test")]
+    assert sizes == [4, 4, 4, 3]
+
+
+def test_synthetic_source_is_the_same_on_every_pass():
+    source = streaming.SyntheticSource(50, (12, 12, 1), num_classes=3, batch_size=16, seed=2)
+    first, second = list(source), list(source)
+    assert [b[0].shape for b in first] == [(16, 12, 12, 1)] * 3 + [(2, 12, 12, 1)]
+    for (xa, ya), (xb, yb) in zip(first, second):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+class TinyDigits(tfds.core.GeneratorBasedBuilder):
+    """120 scikit-learn digits (classes 0 and 1) as uint8 Tensor features in array_record."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        features = tfds.features.FeaturesDict({
+            "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
+            "label": tfds.features.ClassLabel(names=["0", "1"]),
+        })
+        return tfds.core.DatasetInfo(builder=self, features=features, disable_shuffling=True)
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        d = data.load("digits", classes=["0", "1"])
+        for i in range(120):
+            yield i, {"image": np.round(d.x_train[i] * 255).astype(np.uint8), "label": int(d.y_train[i])}
+
+
+def test_tfds_source_reads_in_batches_and_fits(tmp_path):
+    TinyDigits(data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
+    source = streaming.TFDSSource("tiny_digits", data_dir=str(tmp_path), batch_size=50)
+    assert len(source) == 120 and [b[0].shape[0] for b in source] == [50, 50, 20]
+    d = data.load("digits", classes=["0", "1"])
+    images = np.concatenate([b[0] for b in source]).astype(np.float32) / 255
+    np.testing.assert_allclose(images, d.x_train[:120], atol=0.5 / 255 + 1e-7)
+    model = GlassBox(**SMALL).fit(source)
+    assert model.score(d.x_test, d.y_test) > 0.95
+    with pytest.raises(ValueError, match="cannot read 'nope'"):
+        streaming.TFDSSource("nope", data_dir=str(tmp_path))
