@@ -10,11 +10,13 @@ The glass-box (group D4, default settings, logistic classifier) with representat
 Peers are from issue 2 (measured by the issue author on this machine, same seeded splits).
 
 Command:   python experiments/accuracy.py --out results/accuracy
-Runtime:   about 17 minutes on 2 shared CPU cores (pairs ~10 min, mnist5k multi-class ~5 min).
-Expected:  lfw_faces invariant 1.00 / 1.00; invariant models score the same clean and
-           transformed (exact D4 invariance); 6 vs 9 is the only pair the invariant model
-           cannot separate (about chance), while ``both`` separates it on clean images
-           and drops under D4; mnist5k invariant ~0.94 / 0.94, both ~0.98 clean.
+Runtime:   1560 s, measured on 2 CPU cores shared with other jobs (the 90 pair fits ~22 min).
+Expected:  lfw_faces invariant 1.000 / 1.000; invariant models score the same clean and
+           transformed (exact D4 invariance); mnist5k invariant 0.939 / 0.939, both 0.982
+           clean (goal 0.985 not met), 0.404 transformed; digits both 0.991. On the 6-vs-9
+           pair the invariant model scores 0.905 against 0.995 for both, which falls to
+           0.505 (chance) under D4; 2 vs 4 (0.845) and 2 vs 3 (0.855) are the invariant
+           model's hardest pairs.
 """
 from __future__ import annotations
 
@@ -59,10 +61,10 @@ PEERS = {
 }
 
 
-def score_set(dataset, *, seed: int) -> list[dict]:
+def score_set(dataset, *, seed: int, representations=REPRESENTATIONS) -> list[dict]:
     """One row per representation: accuracy clean / transformed, fit seconds, confusions."""
     rows = []
-    for representation in REPRESENTATIONS:
+    for representation in representations:
         _common.log(f"{dataset.name}: fitting representation={representation}")
         _, scores = _common.fit_scored(dataset, seed=seed, representation=representation)
         rows.append({"dataset": dataset.name, "model": f"glass-box {representation}", "representation": representation, **scores})
@@ -164,11 +166,13 @@ def main(argv=None) -> dict:
     result = {"environment": _common.environment(), "quick": args.quick, "seed": args.seed, "peers": PEERS,
               "peers_source": "issue 2, measured by the issue author on this machine"}
 
-    result["lfw_faces"] = score_set(load("lfw_faces"), seed=args.seed)
+    # --quick: one representation outside the pairs, and no digits.
+    representations = REPRESENTATIONS[:1] if args.quick else REPRESENTATIONS
+    result["lfw_faces"] = score_set(load("lfw_faces"), seed=args.seed, representations=representations)
     result["mnist5k_pairs"] = score_pairs(mnist, pair_classes, seed=args.seed)
     if args.quick:
-        result["mnist5k"] = score_set(_common.shrink(mnist, train_per_class=4, test_per_class=3), seed=args.seed)
-        result["digits"] = result["mnist5k"][:0]
+        result["mnist5k"] = score_set(mnist, seed=args.seed, representations=representations)
+        result["digits"] = []
     else:
         result["mnist5k"] = score_set(mnist, seed=args.seed)
         result["digits"] = score_set(load("digits"), seed=args.seed)
