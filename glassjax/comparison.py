@@ -213,9 +213,12 @@ def model_scores(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: 
     }
 
 
-def fit_glassbox(dataset, *, group: str = "d4", representation: str = "invariant", seed: int = 0) -> GlassBox:
-    """A GlassBox with default settings but ``group`` and ``representation``, fitted on the train split."""
-    model = GlassBox(seed=seed, group=group, representation=representation)
+def fit_glassbox(dataset, *, group: str = "d4", representation: str = "invariant", seed: int = 0, devices=None) -> GlassBox:
+    """A GlassBox with default settings but ``group`` and ``representation``, fitted on the train split.
+
+    ``devices`` (default: all) are the devices its batches are sharded over.
+    """
+    model = GlassBox(seed=seed, devices=devices, group=group, representation=representation)
     return model.fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names)
 
 

@@ -3,7 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from glassjax import alexnet, comparison, data
+from glassjax import alexnet, comparison, data, glassbox
 from glassjax.glassbox import GlassBox
 
 ROW_KEYS = {"name", "shape", "invariance_error", "equivariance_error", "equivariance_error_identity", "lie_derivative",
@@ -29,21 +29,27 @@ def dataset():
 
 
 @pytest.fixture(scope="module")
-def compared(dataset):
-    """The invariant glass-box and a fresh reduced-width AlexNet, measured side by side.
+def model(dataset):
+    """A glass-box with both parts of layer 1, small enough that every layer is at most 96 wide."""
+    model = GlassBox(group="d4", representation="both", filters_per_class=4, pool_dim=4, orbit_dim=4, components=6,
+                     classifier="ridge")
+    return model.fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names)
 
-    Every layer is at most 96 wide (12 fit images x 8 group elements), so one ridge serves all
-    and the metrics make one pass.
+
+@pytest.fixture(scope="module")
+def compared(dataset, model):
+    """The glass-box's rows and scores (AlexNet's rows beside them: tests/test_cli_compare.py).
+
+    With 12 fit images x 8 group elements = 96 rows and no layer wider, one ridge serves every
+    layer and the metrics make one pass.
     """
-    model = GlassBox(group="d4", filters_per_class=4, pool_dim=4, orbit_dim=4, components=6, classifier="ridge")
-    model.fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names)
-    params = alexnet.init(jax.random.key(0), 2, widths=(4, 12, 24, 16, 16), hidden=(32, 32))
-    return comparison.run(dataset, glassboxes={"glassbox": model}, alexnet_params=params, images=12)
+    return comparison.run(dataset, glassboxes={"glassbox": model}, images=12)
 
 
 def test_rows_are_named_and_complete(compared):
     names = [row["name"] for row in compared["layers"]]
-    assert names == ["glassbox_response", "glassbox_orbit", "glassbox_invariant", "glassbox_pca", *alexnet.LAYER_NAMES]
+    assert names == ["glassbox_response", "glassbox_orbit", "glassbox_invariant", "glassbox_representation",
+                     "glassbox_pca"]
     for row in compared["layers"]:
         assert ROW_KEYS <= set(row), row["name"]
         assert row["fit_rows"] == 12 * 8  # 12 fit images and their D4 orbits
@@ -55,18 +61,20 @@ def test_glassbox_rows_are_exact(compared):
     rows = {row["name"]: row for row in compared["layers"]}
     # Pooling over the group is exactly invariant; the 1e-5 allows float32 summation order.
     assert rows["glassbox_invariant"]["invariance_error"] < 1e-5
-    assert rows["glassbox_pca"]["invariance_error"] < 1e-5
     # The group permutes the orbit blocks, so an exact linear map exists. The held-out residual
     # is what the ridge (1e-3 of the mean eigenvalue) shrinks away from it: the identity's floor.
     orbit = rows["glassbox_orbit"]
     assert orbit["equivariance_error"] < 1e-3
     assert orbit["equivariance_error"] < 2 * orbit["equivariance_error_identity"] + 1e-6
+    # Layer 1 holds the orbit part as well: equivariant like it, and not invariant.
+    assert rows["glassbox_representation"]["equivariance_error"] < 1e-3
     # The responses at the identity move with the image: not invariant.
-    assert rows["glassbox_response"]["invariance_error"] > 0.05
+    for name in ("glassbox_response", "glassbox_representation"):
+        assert rows[name]["invariance_error"] > 0.05
 
 
 def test_accuracy_per_model(compared, dataset):
-    assert set(compared["accuracy"]) == {"glassbox", "alexnet"}
+    assert set(compared["accuracy"]) == {"glassbox"}
     for scores in compared["accuracy"].values():
         assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["accuracy_transformed"] <= 1.0
         assert np.asarray(scores["confusion"]).sum() == len(dataset.y_test)
@@ -92,14 +100,16 @@ def test_feature_sets(dataset):
         comparison.combine(features, features)
 
 
-def test_glassbox_feature_choice(dataset):
-    model = GlassBox(group="d4", representation="both", pool_dim=4, orbit_dim=4, components=6, classifier="ridge")
-    model.fit(dataset.x_train, dataset.y_train)
+def test_glassbox_feature_choice(dataset, model):
     default = comparison.glassbox_features(model.params_, prefix="gb")
     assert default.names == ("gb_response", "gb_orbit", "gb_invariant", "gb_representation", "gb_pca")
     shapes = jax.eval_shape(default.fn, jax.ShapeDtypeStruct((2, 12, 12, 1), np.float32))
     assert shapes["gb_orbit"].shape == (2, 8 * 4)
     assert shapes["gb_representation"].shape[1] == shapes["gb_invariant"].shape[1] + shapes["gb_orbit"].shape[1]
+    # The features assemble layers 1 and 2 from one orbit pass; they must equal the model's own.
+    out = default.fn(dataset.x_test[:3])
+    np.testing.assert_allclose(out["gb_representation"], glassbox.represent(model.params_, dataset.x_test[:3]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["gb_pca"], glassbox.transform(model.params_, dataset.x_test[:3]), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="expected layers from"):
         comparison.glassbox_features(model.params_, layers=("orbit", "logits"))
 
@@ -135,3 +145,9 @@ def test_alexnet_from_weights(dataset):
     params, info = comparison.load_or_train_alexnet(dataset, weights=WEIGHTS, size=64)
     assert info["source"] == "weights" and info["num_classes"] == 10
     assert params["fc8"]["kernel"].shape == (64, 10)
+
+
+def test_alexnet_layer_names_are_checked():
+    params = alexnet.init(jax.random.key(0), 2, width=1 / 16)
+    with pytest.raises(ValueError, match="expected a layer from conv1"):
+        comparison.alexnet_layer(params, "pool5", size=64)
