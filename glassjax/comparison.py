@@ -7,7 +7,8 @@ Layers are named feature functions (``Features``) that take the data set's own i
   glassbox_orbit           z, the orbit projection flattened: the group only
                            permutes its blocks, so it is exactly equivariant   (N, |G| d)
   glassbox_invariant       pool_g(z): exactly invariant                        (N, D_I)
-  glassbox_representation  layer 1 as configured (only when not "invariant")   (N, D_rep)
+  glassbox_representation  layer 1 as configured (by default only when it is
+                           not the invariant part alone)                       (N, D_rep)
   glassbox_pca             layer 2, the PCA features                           (N, K)
   conv1..conv5, fc6..fc8   AlexNet's activations of ``alexnet.preprocess(x, size)``
 
@@ -39,6 +40,7 @@ from glassjax.progress import progress
 __all__ = [
     "Features",
     "GLASSBOX_LAYERS",
+    "DEFAULT_RIDGE",
     "glassbox_features",
     "alexnet_features",
     "combine",

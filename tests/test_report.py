@@ -86,7 +86,11 @@ def test_findings_follow_the_numbers(result):
     assert "3.40 per radian" in loses  # less smooth than fc7 between the group's elements
     assert "Weaker class separation" in loses and "fc8 4.4" in loses
     assert "Layer 2 (PCA) of the invariant + orbit model is not equivariant (error 0.6)" in loses
-    assert "Equivariance error of the orbit projection 1.0e-04" in wins
+    assert "Equivariance error of the orbit projection 0.0001, 5.0e-05 above its fit's floor" in wins
+    assert "most equivariant AlexNet layer, fc7, 0.08, 0.04 above its floor" in wins
+    assert "underdetermined" not in wins
+    sixes = dict(result, classes=["9", "6"])  # confusion [[5, 0], [1, 4]]: one 6 called 9
+    assert "Here it calls 1 of the 10 test 6s and 9s by the other's name (AlexNet 1)" in " ".join(report.findings(sixes)["loses"])
     # Without a half turn in the group there is no 6-vs-9 blind spot to report.
     assert "6 a 9" not in " ".join(report.findings(dict(result, group="flip"))["loses"])
     better = dict(result, accuracy=dict(result["accuracy"], glassbox=_scores(1.0, 0.9, 0)))
