@@ -2,7 +2,6 @@
 import jax
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from glassjax import data, glassbox, streaming
 from glassjax.glassbox import GlassBox
@@ -101,35 +100,14 @@ def test_synthetic_source_is_the_same_on_every_pass():
         np.testing.assert_array_equal(ya, yb)
 
 
-class TinyDigits(tfds.core.GeneratorBasedBuilder):
-    """120 scikit-learn digits (classes 0 and 1) as uint8 Tensor features in array_record."""
-
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-        features = tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(names=["0", "1"]),
-        })
-        return tfds.core.DatasetInfo(builder=self, features=features, disable_shuffling=True)
-
-    def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples()}
-
-    def _generate_examples(self):
-        d = data.load("digits", classes=["0", "1"])
-        for i in range(120):
-            yield i, {"image": np.round(d.x_train[i] * 255).astype(np.uint8), "label": int(d.y_train[i])}
-
-
-def test_tfds_source_reads_in_batches_and_fits(tmp_path):
-    TinyDigits(data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
-    source = streaming.TFDSSource("tiny_digits", data_dir=str(tmp_path), batch_size=50)
+def test_tfds_source_reads_in_batches_and_fits(tfds_digits):
+    data_dir, reference = tfds_digits
+    source = streaming.TFDSSource("tiny_digits", data_dir=data_dir, batch_size=50)
     assert len(source) == 120 and [b[0].shape[0] for b in source] == [50, 50, 20]
     d = data.load("digits", classes=["0", "1"])
     images = np.concatenate([b[0] for b in source]).astype(np.float32) / 255
-    np.testing.assert_allclose(images, d.x_train[:120], atol=0.5 / 255 + 1e-7)
+    np.testing.assert_allclose(images, reference.x_train, atol=0.5 / 255 + 1e-7)
     model = GlassBox(**SMALL).fit(source)
     assert model.score(d.x_test, d.y_test) > 0.95
     with pytest.raises(ValueError, match="cannot read 'nope'"):
-        streaming.TFDSSource("nope", data_dir=str(tmp_path))
+        streaming.TFDSSource("nope", data_dir=data_dir)
