@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
-from glassjax import alexnet, groups
+from glassjax import alexnet, groups, parallel
 from glassjax.files import write_bytes_atomic
 from glassjax.progress import progress
 
@@ -146,12 +147,16 @@ def train(
     key: jax.Array,
     checkpoint: str | os.PathLike | None = None,
     width: float = 1.0,
+    mesh: Mesh | None = None,
 ) -> tuple[dict, list[dict]]:
     """Train AlexNet on ``dataset.x_train`` for ``epochs`` epochs; returns (params, history).
 
     ``history`` has one ``{"epoch", "loss"}`` per finished epoch (mean training loss). With
     ``checkpoint``, an existing file is resumed from (its settings must match) and the file is
-    rewritten atomically after every epoch.
+    rewritten atomically after every epoch. Data-parallel over ``mesh`` (default: every device,
+    ``parallel.make_mesh()``): each step's batch is padded to a multiple of the device count
+    (padding masked) and sharded by rows; params and optimizer state are replicated, and XLA
+    sums the gradients across devices.
     """
     _check_train_args(dataset, size, epochs, batch_size, learning_rate, augment, width)
     config = _config(dataset, size, batch_size, learning_rate, augment, width)
@@ -167,11 +172,14 @@ def train(
         if state.epoch > epochs:
             raise ValueError(f"train: checkpoint {checkpoint} is already past epochs={epochs}, got {state.epoch} epochs")
 
-    x = alexnet.preprocess(dataset.x_train, size)
-    y = jnp.asarray(dataset.y_train, jnp.int32)
+    mesh = parallel.make_mesh() if mesh is None else mesh
+    rows_per_step = parallel.padded_size(batch_size, mesh)
+    x = np.asarray(alexnet.preprocess(dataset.x_train, size))
+    y = np.asarray(dataset.y_train, np.int32)
     n = x.shape[0]
     steps = -(-n // batch_size)
-    params, opt_state, losses = state.params, state.opt_state, list(state.losses)
+    params, opt_state = parallel.replicate(mesh, (state.params, state.opt_state))
+    losses = list(state.losses)
     for epoch in range(state.epoch, epochs):
         key_perm, key_steps = jax.random.split(jax.random.fold_in(state.key, epoch))
         # Pad the permutation to whole batches; padded rows get mask 0.
@@ -182,9 +190,10 @@ def train(
         bar = progress(range(steps), total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="step")
         for step in bar:
             rows = order[step * batch_size : (step + 1) * batch_size]
-            batch_mask = jnp.asarray(mask[step * batch_size : (step + 1) * batch_size])
+            batch_mask = mask[step * batch_size : (step + 1) * batch_size]
+            xb, yb, mb, real = parallel.shard_batch(mesh, x[rows], y[rows], batch_mask, size=rows_per_step)
             params, opt_state, loss = _train_step(
-                params, opt_state, x[rows], y[rows], batch_mask, jax.random.fold_in(key_steps, step),
+                params, opt_state, xb, yb, mb * real, jax.random.fold_in(key_steps, step),
                 optimizer=optimizer, augment=augment,
             )
             loss = float(loss)

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("datasets", "fit", "evaluate", "train_alexnet", "equivariance", "compare")
+COMMANDS = ("datasets", "fit", "evaluate", "train_alexnet", "equivariance", "compare", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

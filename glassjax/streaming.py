@@ -82,13 +82,13 @@ class SyntheticSource:
         _check_batch_size(batch_size, "SyntheticSource")
         if not isinstance(n, int) or n < 1 or len(shape) != 3 or min(shape) < 1 or num_classes < 2:
             raise ValueError(f"SyntheticSource: expected n >= 1, shape (H, W, C), num_classes >= 2, got {n}, {shape}, {num_classes}")
-        self.n, self.shape, self.num_classes, self.batch_size, self.seed = n, tuple(shape), num_classes, batch_size, seed
+        self.n, self.image_shape, self.num_classes, self.batch_size, self.seed = n, tuple(shape), num_classes, batch_size, seed
 
     def __len__(self) -> int:
         return self.n
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        h, w, c = self.shape
+        h, w, c = self.image_shape
         for i, start in enumerate(range(0, self.n, self.batch_size)):
             rng = np.random.default_rng([self.seed, i])
             b = min(self.batch_size, self.n - start)
