@@ -232,6 +232,8 @@ def load_or_train_alexnet(
     Training is ``alexnet_training.train`` on the train split (``width`` times torchvision's
     widths); the info dict says which, with the seconds it took.
     """
+    if not isinstance(size, int) or size < alexnet.MIN_SIZE:
+        raise ValueError(f"load_or_train_alexnet: expected size an int >= {alexnet.MIN_SIZE}, got {size!r}")
     start = time.perf_counter()
     if weights is not None:
         params = alexnet.load_torchvision(weights)

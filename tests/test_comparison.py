@@ -146,6 +146,8 @@ def test_alexnet_from_weights(dataset):
     params, info = comparison.load_or_train_alexnet(dataset, weights=WEIGHTS, size=64)
     assert info["source"] == "weights" and info["num_classes"] == 10
     assert params["fc8"]["kernel"].shape == (64, 10)
+    with pytest.raises(ValueError, match="expected size an int >= 63, got 32"):
+        comparison.load_or_train_alexnet(dataset, weights=WEIGHTS, size=32)
 
 
 def test_alexnet_layer_names_are_checked():
