@@ -14,13 +14,13 @@ every pass compiles once.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
 from glassjax import data
 
-__all__ = ["ArraySource", "TFDSSource", "SyntheticSource", "is_source", "batches", "rebatch"]
+__all__ = ["ArraySource", "TFDSSource", "SyntheticSource", "TFDSStream", "tfds_stream", "is_source", "batches", "rebatch"]
 
 
 class ArraySource:
@@ -99,6 +99,38 @@ class SyntheticSource:
             for r in range(3):
                 x[np.arange(b), rows + r] = 255
             yield x, y
+
+
+class TFDSStream(NamedTuple):
+    """A TFDS set to fit by streaming: its train split as a source, its test split in memory
+    (a ``data.Dataset`` with empty train arrays and the class names)."""
+
+    train: TFDSSource
+    test: data.Dataset
+
+
+def tfds_stream(name: str, data_dir: str | None = None) -> TFDSStream | None:
+    """``name``'s train split as a TFDSSource and its test split loaded, or None when ``name``
+    is bundled, not a prepared TFDS set, or has no test split (``data.load`` then splits the
+    train split itself, which needs it in memory)."""
+    import tensorflow_datasets as tfds
+
+    root = data_dir or os.environ.get("TFDS_DATA_DIR")
+    if name in data.BUNDLED or not root:
+        return None
+    try:
+        builder = tfds.builder(name, data_dir=root)
+        if not builder.is_prepared() or "test" not in builder.info.splits:
+            return None
+    except Exception:  # unknown or unreadable: data.load reports it
+        return None
+    train, test = TFDSSource(name, "train", data_dir=root), TFDSSource(name, "test", data_dir=root)
+    x_test, y_test = (np.concatenate(parts) for parts in zip(*test))
+    x_test = data.as_images(x_test, f"{name}/test")
+    label = builder.info.features["label"] if "label" in builder.info.features else None
+    names = getattr(label, "names", None) or [str(c) for c in range(int(y_test.max()) + 1)]
+    empty = np.zeros((0,) + x_test.shape[1:], np.float32)
+    return TFDSStream(train, data.Dataset(name, empty, np.zeros(0, np.int32), x_test, y_test.astype(np.int32), tuple(names)))
 
 
 def _check_batch_size(batch_size: Any, where: str) -> None:

@@ -1,9 +1,11 @@
 """Streaming fit: a batch source gives the model that the same data in memory gives; sources read lazily."""
+import json
+
 import jax
 import numpy as np
 import pytest
 
-from glassjax import data, glassbox, streaming
+from glassjax import cli, data, glassbox, streaming
 from glassjax.glassbox import GlassBox
 
 SMALL = dict(filters_per_class=4, pool_dim=8, orbit_dim=8, components=20, classifier="ridge", batch_size=64)
@@ -100,7 +102,7 @@ def test_synthetic_source_is_the_same_on_every_pass():
         np.testing.assert_array_equal(ya, yb)
 
 
-def test_tfds_source_reads_in_batches_and_fits(tfds_digits):
+def test_tfds_source_reads_in_batches_and_fits(tfds_digits, capsys):
     data_dir, reference = tfds_digits
     source = streaming.TFDSSource("tiny_digits", data_dir=data_dir, batch_size=50)
     assert len(source) == 120 and [b[0].shape[0] for b in source] == [50, 50, 20]
@@ -111,3 +113,8 @@ def test_tfds_source_reads_in_batches_and_fits(tfds_digits):
     assert model.score(d.x_test, d.y_test) > 0.95
     with pytest.raises(ValueError, match="cannot read 'nope'"):
         streaming.TFDSSource("nope", data_dir=data_dir)
+    # the command streams the train split and scores the test split
+    status = cli.main(["fit", "--dataset", "tiny_digits", "--data-dir", data_dir, "--components", "10", "--json"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status == 0 and report["streamed"] and report["n_train"] == 120 and report["n_test"] == 20
+    assert report["accuracy"] > 0.9

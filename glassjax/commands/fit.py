@@ -77,12 +77,18 @@ def print_report(report: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from glassjax import streaming
     from glassjax.glassbox import GlassBox
 
     config = model_config(args)
-    dataset = load_dataset(args)
-    model = GlassBox(seed=args.seed, **vars(config)).fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names)
+    # A prepared TFDS set with a test split streams its train split; the rest loads into memory.
+    stream = None if args.classes else streaming.tfds_stream(args.dataset, args.data_dir)
+    dataset = load_dataset(args) if stream is None else stream.test
+    train = (dataset.x_train, dataset.y_train) if stream is None else (stream.train,)
+    model = GlassBox(seed=args.seed, **vars(config)).fit(*train, class_names=dataset.class_names)
     report = describe(model, dataset, args.seed)
+    if stream is not None:
+        report.update(n_train=len(stream.train), streamed=True)
     report["fit_seconds"] = round(model.fit_seconds_, 3)
     if args.out:
         model.save(args.out)
