@@ -183,7 +183,9 @@ def layer_table(
             out = features.fn(x)
             return {name: out[name] for name in chosen}
 
-        for row in metrics.layer_report(subset, group, x_orbit, x_eval, y_eval, y_fit=y_orbit, ridge=value, batch_size=batch_size):
+        rows_of_group = metrics.layer_report(subset, group, x_orbit, x_eval, y_eval, y_fit=y_orbit, ridge=value,
+                                             batch_size=batch_size)
+        for row in rows_of_group:
             rows[row["name"]] = dict(row, ridge=value, fit_rows=int(x_orbit.shape[0]))
     return [rows[name] for name in features.names]
 
@@ -194,7 +196,9 @@ def _confusion(y: np.ndarray, predicted: np.ndarray, num_classes: int) -> list[l
     return counts.tolist()
 
 
-def model_scores(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray, *, group: str, seed: int, num_classes: int) -> dict:
+def model_scores(
+    predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray, *, group: str, seed: int, num_classes: int
+) -> dict:
     """Accuracy and confusion (rows true, columns predicted) of ``predict`` on x (N, H, W, C).
 
     Clean, and with every image acted on by its own seeded random element of ``group``
@@ -225,7 +229,14 @@ def fit_glassbox(dataset, *, group: str = "d4", representation: str = "invariant
 
 
 def load_or_train_alexnet(
-    dataset, *, weights: str | None = None, size: int = 64, epochs: int = 10, width: float = 0.5, augment: str = "none", seed: int = 0
+    dataset,
+    *,
+    weights: str | None = None,
+    size: int = 64,
+    epochs: int = 10,
+    width: float = 0.5,
+    augment: str = "none",
+    seed: int = 0,
 ) -> tuple[dict, dict]:
     """AlexNet params and how they were made: read from torchvision-format ``weights``, else trained.
 

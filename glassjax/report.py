@@ -99,7 +99,8 @@ def filters_figure(banks: Sequence[tuple[str, Sequence[tuple[np.ndarray, str]]]]
     columns = min(12, max(len(images) for _, images in banks))
     heights = [-(-len(images) // columns) for _, images in banks]
     fig = _figure(1.1 * columns + 0.4, sum(1.3 * h + 0.35 for h in heights))
-    for sub, (title, images), rows in zip(np.atleast_1d(fig.subfigures(len(banks), 1, height_ratios=heights)), banks, heights):
+    subfigures = np.atleast_1d(fig.subfigures(len(banks), 1, height_ratios=heights))
+    for sub, (title, images), rows in zip(subfigures, banks, heights):
         sub.suptitle(title, x=0.01, ha="left", fontsize=10)
         for i, (image, label) in enumerate(images):
             ax = sub.add_subplot(rows, columns, i + 1)
@@ -118,7 +119,8 @@ def orbit_figure(images: np.ndarray, labels: Sequence[str], predictions: Mapping
         ax = fig.add_subplot(rows, columns, i + 1)
         _show(ax, images[i])
         ax.set_title(labels[i], fontsize=8)
-        ax.set_xlabel("\n".join(f"{_MODEL_SHORT.get(model, model)}: {names[i]}" for model, names in predictions.items()), fontsize=7)
+        caption = [f"{_MODEL_SHORT.get(model, model)}: {names[i]}" for model, names in predictions.items()]
+        ax.set_xlabel("\n".join(caption), fontsize=7)
     return _png(fig)
 
 
@@ -322,7 +324,8 @@ def findings(result: Mapping) -> dict[str, list[str]]:
     invariant = _row(rows, "glassbox_invariant")
 
     if gb is not None and ax is not None:
-        for key, what in (("accuracy", "clean test accuracy"), ("accuracy_transformed", f"test accuracy under random {group.name} elements")):
+        for key, what in (("accuracy", "clean test accuracy"),
+                          ("accuracy_transformed", f"test accuracy under random {group.name} elements")):
             text = f"{what}: glass-box {gb[key]:.3f}, AlexNet {ax[key]:.3f} ({gb['n_test']} test images)"
             if gb[key] < ax[key]:
                 loses.append(f"Lower {text}.")
@@ -336,7 +339,8 @@ def findings(result: Mapping) -> dict[str, list[str]]:
             text += f" and {ax['turned_changed']} of AlexNet's"
         text += ". "
         if invariant is not None:
-            text += (f"Its layer 1 is exactly invariant to {group.name} (relative change {invariant['invariance_error']:.1e}), "
+            text += (f"Its layer 1 is exactly invariant to {group.name} "
+                     f"(relative change {invariant['invariance_error']:.1e}), "
                      "so an image and its turned copy get the same features and the same label: it can tell a 6 from "
                      "a 9 only by differences in handwriting that survive the turn, never by orientation. ")
         classes = list(result["classes"])
@@ -392,7 +396,8 @@ def findings(result: Mapping) -> dict[str, list[str]]:
             (wins if excess(orbit) <= excess(most) else loses).append(text)
 
     both_rep, both_pca = _row(rows, "glassbox_both_representation"), _row(rows, "glassbox_both_pca")
-    if both_rep is not None and both_pca is not None and both_pca["equivariance_error"] > 10 * max(both_rep["equivariance_error"], 1e-6):
+    if (both_rep is not None and both_pca is not None
+            and both_pca["equivariance_error"] > 10 * max(both_rep["equivariance_error"], 1e-6)):
         loses.append(
             f"Layer 2 (PCA) of the invariant + orbit model is not equivariant (error {both_pca['equivariance_error']:.2g}) "
             f"although its input is ({both_rep['equivariance_error']:.1e}): its components are fitted on the training "

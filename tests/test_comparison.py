@@ -108,9 +108,10 @@ def test_glassbox_feature_choice(dataset, model):
     assert shapes["gb_orbit"].shape == (2, 8 * 4)
     assert shapes["gb_representation"].shape[1] == shapes["gb_invariant"].shape[1] + shapes["gb_orbit"].shape[1]
     # The features assemble layers 1 and 2 from one orbit pass; they must equal the model's own.
-    out = default.fn(dataset.x_test[:3])
-    np.testing.assert_allclose(out["gb_representation"], glassbox.represent(model.params_, dataset.x_test[:3]), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out["gb_pca"], glassbox.transform(model.params_, dataset.x_test[:3]), rtol=1e-5, atol=1e-5)
+    x = dataset.x_test[:3]
+    out = default.fn(x)
+    np.testing.assert_allclose(out["gb_representation"], glassbox.represent(model.params_, x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["gb_pca"], glassbox.transform(model.params_, x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="expected layers from"):
         comparison.glassbox_features(model.params_, layers=("orbit", "logits"))
 

@@ -56,7 +56,8 @@ def figures():
         "orbit.png": report.orbit_figure(rng.random((8, 6, 6, 1)), [report.element_label("d4", g) for g in range(8)],
                                          {"glassbox": ["top"] * 8, "alexnet": ["top", "<centre>"] * 4}),
         "scatter.png": report.scatter_figure([("glass-box", rng.random((10, 5)), rng.random((10, 5))),
-                                              ("AlexNet fc7", rng.random((10, 7)), rng.random((10, 7)))], y, ["top", "<centre>"]),
+                                              ("AlexNet fc7", rng.random((10, 7)), rng.random((10, 7)))],
+                                             y, ["top", "<centre>"]),
         "layers.png": report.layers_figure(rows),
         "accuracy.png": report.accuracy_figure(accuracy, "d4"),
         "confusion.png": report.confusion_figure(accuracy, ["top", "<centre>"], "d4"),
@@ -90,7 +91,8 @@ def test_findings_follow_the_numbers(result):
     assert "most equivariant AlexNet layer, fc7, 0.08, 0.04 above its floor" in wins
     assert "underdetermined" not in wins
     sixes = dict(result, classes=["9", "6"])  # confusion [[5, 0], [1, 4]]: one 6 called 9
-    assert "Here it calls 1 of the 10 test 6s and 9s by the other's name (AlexNet 1)" in " ".join(report.findings(sixes)["loses"])
+    six_nine = " ".join(report.findings(sixes)["loses"])
+    assert "Here it calls 1 of the 10 test 6s and 9s by the other's name (AlexNet 1)" in six_nine
     # Without a half turn in the group there is no 6-vs-9 blind spot to report.
     assert "6 a 9" not in " ".join(report.findings(dict(result, group="flip"))["loses"])
     better = dict(result, accuracy=dict(result["accuracy"], glassbox=_scores(1.0, 0.9, 0)))

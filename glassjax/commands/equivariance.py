@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--weights: expected only with --model alexnet, got --model {args.model}")
     group = groups.get(args.group)
     dataset = load_dataset(args)
-    stages = Stages("equivariance", ["glass-box", "alexnet", "metrics"] if args.model == "alexnet" else ["glass-box", "metrics"])
+    names = ["glass-box", "alexnet", "metrics"] if args.model == "alexnet" else ["glass-box", "metrics"]
+    stages = Stages("equivariance", names)
     model = stages.run("glass-box", comparison.fit_glassbox, dataset, group=group.name,
                        representation=args.representation, seed=args.seed)
     models = {"glassbox": glassbox_settings(model)}
