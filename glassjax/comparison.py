@@ -67,8 +67,9 @@ class Features(NamedTuple):
 
 
 def _on_one_device(tree):
-    """``tree`` on the default device: the metrics' passes are not sharded, and parameters
-    replicated over a mesh (as ``glassbox.fit`` leaves them) would make every device run all of them."""
+    """``tree`` on the default device: the metrics and predictions here are not sharded, and
+    parameters replicated over a mesh (as the data-parallel fits leave them) would make every
+    device run all of them."""
     return jax.device_put(tree, jax.devices()[0])
 
 
@@ -264,6 +265,7 @@ def load_or_train_alexnet(
 def alexnet_predictor(params, *, size: int, batch_size: int = 128) -> Callable[[np.ndarray], np.ndarray]:
     """images (N, H, W, C) in [0, 1] -> AlexNet's predicted labels (N,)."""
     # params go in as an argument, not a closure constant that XLA would fold into the program.
+    params = _on_one_device(params)
     labels = jax.jit(lambda p, x: jnp.argmax(alexnet.apply(p, alexnet.preprocess(x, size)), axis=-1))
     return lambda x: glassbox.map_batches(lambda chunk: labels(params, chunk), x, batch_size, desc="alexnet: predict")
 
@@ -272,6 +274,7 @@ def alexnet_layer(params, name: str, *, size: int, batch_size: int = 128) -> Cal
     """images (N, H, W, C) in [0, 1] -> AlexNet's activation ``name`` (N, ...)."""
     if name not in alexnet.LAYER_NAMES:
         raise ValueError(f"alexnet_layer: expected a layer from {', '.join(alexnet.LAYER_NAMES)}, got {name!r}")
+    params = _on_one_device(params)
     layer = jax.jit(lambda p, x: alexnet.activations(p, alexnet.preprocess(x, size))[name])
     return lambda x: glassbox.map_batches(lambda chunk: layer(params, chunk), x, batch_size, desc=f"alexnet: {name}")
 
