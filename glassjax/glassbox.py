@@ -299,7 +299,8 @@ def _survey(source, size: int, key: jax.Array, where: str) -> _Survey:
             sums[c] += rows.sum(axis=0, dtype=np.float64)
             order = seen[c] + np.arange(rows.shape[0])  # Algorithm R: item k replaces slot j < R, j uniform in 0..k
             keep = order < FILTER_SAMPLE_PER_CLASS
-            samples[c] = np.concatenate([samples[c], rows[keep]])
+            if keep.any():
+                samples[c] = np.concatenate([samples[c], rows[keep]])
             slots = rng.integers(0, order[~keep] + 1)
             chosen = slots < FILTER_SAMPLE_PER_CLASS
             samples[c][slots[chosen]] = rows[~keep][chosen]

@@ -9,7 +9,7 @@ from glassjax import data
 from glassjax.glassbox import GlassBox
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-SMALL = dict(filters_per_class=4, pool_dim=8, orbit_dim=8, components=20, batch_size=64)
+SMALL = dict(filters_per_class=4, pool_dim=8, orbit_dim=8, components=20, batch_size=32)
 
 
 @contextlib.contextmanager
@@ -35,14 +35,14 @@ def digits():
 
 @pytest.mark.parametrize("classifier", ["ridge", "logistic"])
 def test_fit_passes_compile_on_their_first_batch_only(digits, classifier):
-    x, y = digits.x_train[:320], digits.y_train[:320]
+    x, y = digits.x_train[:160], digits.y_train[:160]
     with compile_counter() as compiles:
         before_batch = []  # compilations so far, each time the source hands out a batch
 
         def source():
-            for start in range(0, 320, 64):
+            for start in range(0, 160, 32):
                 before_batch.append(len(compiles))
-                yield x[start : start + 64], y[start : start + 64]
+                yield x[start : start + 32], y[start : start + 32]
 
         GlassBox(classifier=classifier, **SMALL).fit(source)
     assert len(before_batch) == 4 * 5  # four passes of five batches
@@ -54,11 +54,11 @@ def test_fit_passes_compile_on_their_first_batch_only(digits, classifier):
 
 def test_transform_and_predict_compile_once_for_any_number_of_batches(digits):
     model = GlassBox(**SMALL).fit(digits.x_train, digits.y_train)
-    x = digits.x_test[:300]  # 5 batches of 64, the last one padded
-    model.transform(x[:64])  # N >= batch_size: batches of 64 rows from now on
-    model.predict(x[:64])
+    x = digits.x_test[:150]  # 5 batches of 32, the last one padded
+    model.transform(x[:32])  # N >= batch_size: batches of 32 rows from now on
+    model.predict(x[:32])
     with compile_counter() as compiles:
         model.transform(x)
         model.predict(x)
-        model.transform(x[:100])
+        model.transform(x[:50])
     assert compiles == []

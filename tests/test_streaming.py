@@ -28,8 +28,8 @@ def test_fit_from_ragged_batches_equals_fit_from_arrays(digits):
     x, y = digits.x_train[:300], digits.y_train[:300]
     x = np.round(x * 255).astype(np.uint8).astype(np.float32) / 255  # what the uint8 batches hold
     sizes = [100, 7, 150, 43]
-    from_arrays = GlassBox(representation="both", **SMALL).fit(x, y)
-    from_batches = GlassBox(representation="both", **SMALL).fit(_ragged(x, y, sizes))
+    from_arrays = GlassBox(**SMALL).fit(x, y)
+    from_batches = GlassBox(**SMALL).fit(_ragged(x, y, sizes))
     # every image fits the per-class sample, in stream order: the same filters, bit for bit;
     # the ragged batches are re-cut into the batches the arrays are read in
     np.testing.assert_array_equal(from_batches.params_.patches.filters, from_arrays.params_.patches.filters)
