@@ -52,3 +52,16 @@ def test_console_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "glassjax.cli", "--help"], capture_output=True, text=True, check=True).stdout
     for command in cli.COMMANDS:
         assert command.replace("_", "-") in out
+
+
+def test_cli_docs_match_help(monkeypatch):
+    """docs/cli.md holds every command's --help text as printed at 100 columns."""
+    from pathlib import Path
+
+    monkeypatch.setenv("COLUMNS", "100")
+    docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    helps = [parser.format_help()] + [sub.format_help() for sub in subparsers.choices.values()]
+    for text in helps:
+        assert text.strip() in docs, f"docs/cli.md is out of date for:\n{text.splitlines()[0]}"
