@@ -185,6 +185,13 @@ def done(clock: Stopwatch, written: Sequence[Path]) -> None:
     print(f"\nwrote {names} in {clock.elapsed:.0f} s", flush=True)
 
 
+def finish(clock: Stopwatch, out: str | os.PathLike, result: dict, json_name: str, fig, figure_name: str) -> dict:
+    """Record the runtime in ``result``, write it as JSON and ``fig`` as PNG under ``out``; returns result."""
+    result["seconds"] = clock.elapsed
+    done(clock, [write_json(out, json_name, result), save_figure(fig, out, figure_name)])
+    return result
+
+
 
 
 def shrink(dataset, *, train_per_class: int, test_per_class: int):

@@ -115,12 +115,7 @@ def main(argv=None) -> dict:
         result[name] = {"rows": rows, "n_train": int(dataset.y_train.shape[0]), "n_test": int(dataset.y_test.shape[0])}
         _common.table(rows, ["factor", "value", "accuracy", "accuracy_transformed", "representation_dim", "fit_seconds"],
                       title=f"{name}: one factor at a time from the base {BASE}")
-    result["seconds"] = clock.elapsed
-    out = Path(args.out)
-    written = [_common.write_json(out, "ablations.json", result),
-               _common.save_figure(ablation_figure(result, args.datasets), out, "ablations.png")]
-    _common.done(clock, written)
-    return result
+    return _common.finish(clock, args.out, result, "ablations.json", ablation_figure(result, args.datasets), "ablations.png")
 
 
 if __name__ == "__main__":

@@ -109,11 +109,7 @@ def main(argv=None) -> dict:
     merged = {augment: dict(run, layers=first["layers"] if augment == augments[0] else
                              [r for r in first["layers"] if r["name"].startswith("glassbox")] + run["layers"])
               for augment, run in result["runs"].items()}
-    result["seconds"] = clock.elapsed
-    written = [_common.write_json(out, "equivariance.json", result),
-               _common.save_figure(errors_figure(merged), out, f"equivariance_{args.dataset}.png")]
-    _common.done(clock, written)
-    return result
+    return _common.finish(clock, out, result, "equivariance.json", errors_figure(merged), f"equivariance_{args.dataset}.png")
 
 
 if __name__ == "__main__":

@@ -193,12 +193,7 @@ def main(argv=None) -> dict:
             noise.setdefault(x["sigma"], {"sigma": x["sigma"]})[x["classifier"]] = x["accuracy"]
         _common.table(noise.values(), ["sigma", *KINDS], title=f"{name}: accuracy vs test pixel noise")
         _common.table(r["regularization"], ["classifier", "option", "value", "accuracy"], title=f"{name}: accuracy vs regularization")
-    result["seconds"] = clock.elapsed
-    out = Path(args.out)
-    written = [_common.write_json(out, "sensitivity.json", result),
-               _common.save_figure(curves_figure(result, args.datasets), out, "sensitivity.png")]
-    _common.done(clock, written)
-    return result
+    return _common.finish(clock, args.out, result, "sensitivity.json", curves_figure(result, args.datasets), "sensitivity.png")
 
 
 if __name__ == "__main__":
