@@ -79,12 +79,31 @@ def _pooled_correlation(filters: jax.Array, images: jax.Array, grid: int) -> jax
     return jnp.einsum("miajbc,fabc->mijf", windows, filters, precision=_HIGHEST)
 
 
-def _respond_images(filters: jax.Array, images: jax.Array, rho: str, grid: int) -> jax.Array:
-    """Pooled rho responses of images (M, H, W, C) to filters (F, k, k, C): (M, grid, grid, F')."""
+def _correlate(filters: jax.Array, images: jax.Array, patches: bool) -> jax.Array:
+    """Valid correlation maps (M, H - k + 1, W - k + 1, F) of images (M, H, W, C) with filters (F, k, k, C).
+
+    A full-size filter is one dot product per image. ``patches``: a matmul of the k * k shifted
+    windows (M h w, k k C) by the filters (k k C, F) instead of XLA's convolution; on XLA:CPU
+    (jax 0.10) that is 10x faster with more than one input channel and 1.3x slower with one.
+    """
+    m, h, w, c = images.shape
+    f, k = filters.shape[:2]
+    ho, wo = h - k + 1, w - k + 1
+    if ho == wo == 1:
+        return jnp.matmul(images.reshape(m, -1), filters.reshape(f, -1).T, precision=_HIGHEST).reshape(m, 1, 1, f)
     kernel = jnp.transpose(filters, (1, 2, 3, 0))  # HWIO
-    maps = jax.lax.conv_general_dilated(
+    if patches:
+        windows = jnp.concatenate([images[:, i : i + ho, j : j + wo, :] for i in range(k) for j in range(k)], axis=-1)
+        maps = jnp.matmul(windows.reshape(m * ho * wo, k * k * c), kernel.reshape(k * k * c, f), precision=_HIGHEST)
+        return maps.reshape(m, ho, wo, f)
+    return jax.lax.conv_general_dilated(
         images, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST
     )
+
+
+def _respond_images(filters: jax.Array, images: jax.Array, rho: str, grid: int, patches: bool = False) -> jax.Array:
+    """Pooled rho responses of images (M, H, W, C) to filters (F, k, k, C): (M, grid, grid, F')."""
+    maps = _correlate(filters, images, patches)
     positive = _grid_pool(jax.nn.relu(maps), grid)
     # relu(-r) = relu(r) - r and |r| = 2 relu(r) - r: with the pooled r from _pooled_correlation,
     # one pooling pass over the maps gives both halves of relu_pair (or abs).
@@ -128,7 +147,8 @@ def respond(bank: FilterBank, orbit: jax.Array, *, rho: str = "relu_pair", grid:
 
     def chunked(images):
         map_bytes = (h - k + 1) * (w - k + 1) * f * images.dtype.itemsize
-        return _in_chunks(whole, images, max(1, _CPU_CHUNK_BYTES // map_bytes))
+        cpu = functools.partial(_respond_images, filters, rho=rho, grid=grid, patches=c > 1)
+        return _in_chunks(cpu, images, max(1, _CPU_CHUNK_BYTES // map_bytes))
 
     pooled = jax.lax.platform_dependent(images, cpu=chunked, default=whole)
     return pooled.reshape(n, g, -1)
