@@ -13,6 +13,7 @@ representations in memory at once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -249,20 +250,53 @@ def _accumulate(update, state, stream: _Stream, params, desc: str):
     return state
 
 
-def _accumulate_moments(rows_fn, params, stream: _Stream, dim: int, desc: str) -> reduction.Moments:
-    """Streaming moments of rows_fn(params, batch) -> (B, R, dim) rows over a pass, padding masked.
+# The rows each pass accumulates, as functions of (config, grids) and the params fitted so far.
+# Module-level and jitted with the config static, so a second fit of the same config and shapes
+# reuses the compiled passes.
 
-    rows_fn runs on each device's rows; the moments are summed across devices by XLA.
-    """
-    local = parallel.per_device(rows_fn, stream.mesh)
 
-    @jax.jit
-    def update(m, params, chunk, labels, mask):
-        rows = local(params, chunk)
-        b, r = rows.shape[:2]
-        return reduction.moments_update(m, rows.reshape(b * r, dim), jnp.repeat(mask, r))
+def _orbit_rows(config: GlassBoxConfig, grids: tuple[int, ...], banks, chunk: jax.Array) -> jax.Array:
+    """Pass 2: the response of every orbit element, (B, |G|, D)."""
+    return _responses(config, list(zip(banks, grids)), chunk)
 
-    return _accumulate(update, parallel.replicate(stream.mesh, reduction.moments_init(dim)), stream, params, desc)
+
+def _representation_rows(config: GlassBoxConfig, grids: tuple[int, ...], params, chunk: jax.Array) -> jax.Array:
+    """Pass 3: the representation, (B, 1, D_rep)."""
+    banks, projection = params
+    z = rep.project_orbit(_used_projection(config, projection), _orbit_rows(config, grids, banks, chunk))
+    return _represent(config, z)[:, None, :]
+
+
+def _feature_rows(config: GlassBoxConfig, grids: tuple[int, ...], params, chunk: jax.Array) -> jax.Array:
+    """Pass 4: the PCA features, (B, K)."""
+    banks, projection, pca = params
+    return reduction.project(pca, _representation_rows(config, grids, (banks, projection), chunk)[:, 0])
+
+
+_ROWS = {"orbit": _orbit_rows, "representation": _representation_rows, "features": _feature_rows}
+
+
+def _local(config: GlassBoxConfig, grids: tuple[int, ...], mesh: Mesh, rows: str):
+    return parallel.per_device(functools.partial(_ROWS[rows], config, grids), mesh)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "grids", "mesh", "rows"))
+def _moments_step(m, params, chunk, labels, mask, *, config, grids, mesh, rows):
+    """m plus the (B, R, D) rows of one batch (each device its own), padding masked; XLA sums across devices."""
+    out = _local(config, grids, mesh, rows)(params, chunk)
+    b, r, d = out.shape
+    return reduction.moments_update(m, out.reshape(b * r, d), jnp.repeat(mask, r))
+
+
+@functools.partial(jax.jit, static_argnames=("config", "grids", "mesh"))
+def _scatter_step(stats, params, chunk, labels, mask, *, config, grids, mesh):
+    """Ridge/LDA class statistics plus one batch's PCA features."""
+    return reduction.scatter_update(stats, _local(config, grids, mesh, "features")(params, chunk), labels, mask)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "grids", "mesh"))
+def _features_step(params, chunk, *, config, grids, mesh):
+    return _local(config, grids, mesh, "features")(params, chunk)
 
 
 # --- fitting ------------------------------------------------------------------------------------
@@ -376,46 +410,33 @@ def fit(
         else:
             prototypes = class_prototypes(x, y, num_classes, group)
     banks = parallel.replicate(mesh, tuple(b for b in (patches, prototypes) if b is not None))
-    grids = tuple(g for b, g in ((patches, config.grid), (prototypes, 1)) if b is not None)
-
-    def responses_of(banks, chunk):
-        return _responses(config, list(zip(banks, grids)), chunk)
-
+    static = dict(config=config, grids=tuple(g for b, g in ((patches, config.grid), (prototypes, 1)) if b is not None), mesh=mesh)
     probe = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
-    response_dim = jax.eval_shape(responses_of, banks, probe).shape[-1]
-    moments = _accumulate_moments(responses_of, banks, stream, response_dim, "fit: orbit")
+
+    def moments_pass(rows: str, params, desc: str) -> reduction.Moments:
+        dim = jax.eval_shape(functools.partial(_ROWS[rows], config, static["grids"]), params, probe).shape[-1]
+        m = parallel.replicate(mesh, reduction.moments_init(dim))
+        return _accumulate(functools.partial(_moments_step, rows=rows, **static), m, stream, params, desc)
+
+    moments = moments_pass("orbit", banks, "fit: orbit")
+    response_dim = moments.total.shape[0]
     proj_dim = min(max(config.pool_dim, config.orbit_dim), response_dim, n * group.order - 1)
     projection = rep.fit_orbit_projection(moments, proj_dim)
-
-    def represent_of(params, chunk):
-        banks, projection = params
-        return _represent(config, rep.project_orbit(_used_projection(config, projection), responses_of(banks, chunk)))[:, None, :]
-
-    rep_dim = jax.eval_shape(represent_of, (banks, projection), probe).shape[-1]
-    moments = _accumulate_moments(represent_of, (banks, projection), stream, rep_dim, "fit: PCA")
-    pca = reduction.fit_pca(moments, min(config.components, rep_dim, n - 1), whiten=config.whiten)
-
-    def features_of(params, chunk):
-        return reduction.project(params[2], represent_of(params[:2], chunk)[:, 0])
+    moments = moments_pass("representation", (banks, projection), "fit: PCA")
+    pca = reduction.fit_pca(moments, min(config.components, moments.total.shape[0], n - 1), whiten=config.whiten)
 
     params = (banks, projection, pca)
     option = {} if config.regularization is None else {_REGULARIZATION_OPTION[config.classifier]: config.regularization}
     if config.classifier in ("ridge", "lda"):
-        local = parallel.per_device(features_of, mesh)
-
-        @jax.jit
-        def update(stats, params, chunk, labels, mask):
-            return reduction.scatter_update(stats, local(params, chunk), labels, mask)
-
         stats = parallel.replicate(mesh, reduction.scatter_init(pca.components.shape[0], num_classes))
-        stats = _accumulate(update, stats, stream, params, "fit: classifier")
+        stats = _accumulate(functools.partial(_scatter_step, **static), stats, stream, params, "fit: classifier")
         fit_stats = classifiers.fit_ridge_stats if config.classifier == "ridge" else classifiers.fit_lda_classifier_stats
         clf = fit_stats(stats, **option)
     else:
-        features_fn = jax.jit(parallel.per_device(features_of, mesh))
         features, labels = [], []
         for xb, yb in progress(stream.batches(), total=stream.total, desc="fit: features", unit="batch"):
-            features.append(parallel.local_rows(features_fn(params, parallel.shard_batch(mesh, xb, size=stream.size)[0]))[: xb.shape[0]])
+            out = _features_step(params, parallel.shard_batch(mesh, xb, size=stream.size)[0], **static)
+            features.append(parallel.local_rows(out)[: xb.shape[0]])
             labels.append(yb)
         clf = classifiers.fit_classifier(
             config.classifier, np.concatenate(features), np.concatenate(labels), num_classes=num_classes, key=k_classifier, **option

@@ -190,9 +190,10 @@ class NumpyGlassBox:
         n, g, d = e.shape
         width = max(self.config.pool_dim if self.config.representation != "equivariant" else 0,
                     self.config.orbit_dim if self.config.representation != "invariant" else 0)
-        self.projection = PCA(min(width, d), whiten=True, svd_solver="full").fit(e.reshape(n * g, d))
+        # eigh of the covariance, as glassjax computes its PCAs (from streaming moments)
+        self.projection = PCA(min(width, d), whiten=True, svd_solver="covariance_eigh").fit(e.reshape(n * g, d))
         r = self._represent(e)
-        self.pca = PCA(min(self.config.components, r.shape[1], n - 1), whiten=True, svd_solver="full").fit(r)
+        self.pca = PCA(min(self.config.components, r.shape[1], n - 1), whiten=True, svd_solver="covariance_eigh").fit(r)
         f = self.pca.transform(r)
         self.scaler = StandardScaler().fit(f)
         # glassjax's logistic: mean cross-entropy + l2/2 |W|^2 with l2 = 1e-3, i.e. C = 1 / (l2 N)
@@ -246,9 +247,11 @@ def _fit_timed(make, x, y) -> tuple[object, float]:
 
 def glassbox_workload(datasets: dict[str, tuple], *, representations=("invariant", "both"), repeats: int = 5,
                       matmul: int = 2048, numpy_baseline: bool = True) -> dict:
-    """Per data set and representation: glassjax fit seconds, transform images/s (steady state,
-    compile apart), FLOPs and their rate against a ``jnp.dot`` timed in the same rounds, and the
-    numpy + scikit-learn pipeline's fit seconds, transform images/s and accuracy beside them."""
+    """Per data set and representation: glassjax fit seconds (first fit, with compilation, and a
+    second one), transform images/s (steady state, compile apart), FLOPs and their rate against a
+    ``jnp.dot`` timed in the same rounds, and the numpy + scikit-learn pipeline's fit seconds,
+    transform images/s and accuracy beside them. Speed-ups of fit + transform over numpy use
+    the second fit; ``..._with_compile`` the first."""
     import jax
 
     from glassjax import glassbox
@@ -261,6 +264,8 @@ def glassbox_workload(datasets: dict[str, tuple], *, representations=("invariant
         for representation in representations:
             row = {"n_train": int(x_train.shape[0]), "n_test": int(x_test.shape[0]), "image_shape": list(x_train.shape[1:])}
             model, row["glassjax_fit_s"] = _fit_timed(lambda: GlassBox(representation=representation), x_train, y_train)
+            # a second fit of the same config and shapes reuses the compiled passes
+            model, row["glassjax_fit_warm_s"] = _fit_timed(lambda: GlassBox(representation=representation), x_train, y_train)
             row["glassjax_accuracy"] = model.score(x_test, y_test)
             start = time.perf_counter()
             model.transform(x_all[:1])
@@ -289,9 +294,10 @@ def glassbox_workload(datasets: dict[str, tuple], *, representations=("invariant
             if numpy_baseline:
                 row["numpy_transform_images_per_s"] = n / timing["numpy_transform"]["median_s"]
                 row["speedup_transform"] = row["glassjax_transform_images_per_s"] / row["numpy_transform_images_per_s"]
-                glassjax_total = row["glassjax_fit_s"] + n / row["glassjax_transform_images_per_s"]
+                transform_s = n / row["glassjax_transform_images_per_s"]
                 numpy_total = row["numpy_fit_s"] + n / row["numpy_transform_images_per_s"]
-                row["speedup_fit_plus_transform"] = numpy_total / glassjax_total
+                row["speedup_fit_plus_transform"] = numpy_total / (row["glassjax_fit_warm_s"] + transform_s)
+                row["speedup_fit_plus_transform_with_compile"] = numpy_total / (row["glassjax_fit_s"] + transform_s)
             results[f"{name}/{representation}"] = row
     jax.clear_caches()
     return results
@@ -460,7 +466,8 @@ def run(args: argparse.Namespace) -> int:
                     f"accuracy {row['glassjax_accuracy']:.3f}")
             if "numpy_fit_s" in row:
                 line += (f"; numpy/sklearn fit {row['numpy_fit_s']:.1f} s, transform {row['numpy_transform_images_per_s']:.0f} img/s, "
-                         f"accuracy {row['numpy_accuracy']:.3f}: fit + transform {row['speedup_fit_plus_transform']:.1f}x faster")
+                         f"accuracy {row['numpy_accuracy']:.3f}: fit + transform {row['speedup_fit_plus_transform']:.1f}x faster "
+                         f"({row['speedup_fit_plus_transform_with_compile']:.1f}x counting compilation)")
             print(line)
     if "equivariance" in only:
         eq = result["equivariance"] = equivariance_workload(16 if args.quick else 64, repeats=3 if args.quick else 7)
