@@ -76,7 +76,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="mnist5k,synthetic28x28x1,synthetic32x32x3", help="default: %(default)s")
     parser.add_argument("--representations", default="invariant,both", help="default: %(default)s")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved transform timing rounds (default: %(default)s)")
+    parser.add_argument("--fit-repeats", type=int, default=3, help="interleaved fit timing rounds, after a first fit (default: %(default)s)")
     parser.add_argument("--no-numpy", action="store_true", help="skip the numpy + scikit-learn baseline")
     parser.add_argument("--kymatio-python", default=None, help="python of a virtualenv with kymatio: also time scattering on mnist5k")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -84,7 +85,8 @@ def main() -> None:
     all_datasets = glassbox_datasets(quick=False)
     datasets = {k: v for k, v in all_datasets.items() if k in args.datasets.split(",")}
     result = {"environment": environment(), "glassbox": glassbox_workload(
-        datasets, representations=tuple(args.representations.split(",")), repeats=args.repeats, numpy_baseline=not args.no_numpy)}
+        datasets, representations=tuple(args.representations.split(",")), repeats=args.repeats, fit_repeats=args.fit_repeats,
+        numpy_baseline=not args.no_numpy)}
     print(json.dumps(result["environment"]))
     for key, row in result["glassbox"].items():
         print(f"{key}: glassjax fit {row['glassjax_fit_s']:.1f} s ({row['glassjax_fit_warm_s']:.1f} s compiled), transform {row['glassjax_transform_images_per_s']:.0f} img/s "
