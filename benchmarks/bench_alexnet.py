@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -25,7 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glassjax import alexnet, weights
+from glassjax.bench import environment
+from glassjax.systems import alexnet
+from glassjax.systems.alexnet import weights
 
 try:
     import torch
@@ -209,18 +209,8 @@ def main(argv=None) -> int:
     flops = alexnet_flops(params, args.batch, args.size)
     peak = 2.0 * args.matmul**3 / statistics.median(times.pop("matmul")) / 1e9
     result = {
-        "device": str(jax.devices()[0].device_kind),
-        "platform": jax.default_backend(),
-        "device_count": jax.device_count(),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
-        "versions": {
-            "python": platform.python_version(),
-            "jax": jax.__version__,
-            "torch": torch.__version__ if torch is not None else None,
-            "torch_threads": torch.get_num_threads() if torch is not None else None,
-        },
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "environment": dict(environment(), torch=torch.__version__ if torch is not None else None,
+                            torch_threads=torch.get_num_threads() if torch is not None else None),
         "batch": args.batch,
         "size": args.size,
         "width": args.width,
@@ -240,8 +230,9 @@ def main(argv=None) -> int:
         result["flax_over_torch"] = result["flax_img_per_s"] / result["torch_img_per_s"]
         result["flax_over_torch_cl"] = result["flax_img_per_s"] / result["torch_cl_img_per_s"]
 
-    print(f"device {result['device']} ({result['platform']}), {result['device_count']} device(s), "
-          f"{result['cpu_count']} CPUs; jax {jax.__version__}, torch {result['versions']['torch']}")
+    env = result["environment"]
+    print(f"device {env['device']} ({env['backend']}), {env['device_count']} device(s), "
+          f"{env['cores']} CPUs; jax {env['jax']}, torch {env['torch']}")
     print(f"AlexNet batch {args.batch} at {args.size}x{args.size}, width {args.width}: "
           f"{flops / 1e9:.2f} GFLOP per batch; compile {compile_s:.2f} s; matmul peak {peak:.1f} GFLOP/s")
     for name in times:

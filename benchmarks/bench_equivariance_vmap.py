@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from glassjax.commands.bench import environment, equivariance_workload
+from glassjax.bench import environment, equivariance_workload
 
 
 def main() -> None:

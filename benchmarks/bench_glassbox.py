@@ -8,7 +8,7 @@ numpy pipeline uses the fitted glass-box's own filters, so its fit time leaves o
 step (under a second for either). Transform throughput is over all 5000 images, steady state,
 compile timed apart; it is timed in rounds interleaved with the numpy transform and a jitted
 2048 x 2048 float32 ``jnp.dot`` (the machine's matmul rate, against which the transform's
-counted FLOPs are set). See ``glassjax.commands.bench`` for what is counted.
+counted FLOPs are set). See ``glassjax.bench.workloads`` for what is counted.
 
 With ``--kymatio-python PYTHON`` (a throwaway virtualenv with kymatio, which needs scipy < 1.15,
 and scikit-learn: it is not a glassjax dependency), the same mnist5k split is written to a
@@ -26,7 +26,7 @@ import tempfile
 
 import numpy as np
 
-from glassjax.commands.bench import environment, glassbox_datasets, glassbox_workload
+from glassjax.bench import environment, glassbox_datasets, glassbox_workload
 
 KYMATIO_CHILD = """
 import json, statistics, sys, time

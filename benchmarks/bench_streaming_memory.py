@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from glassjax.commands.bench import environment, memory_workload
+from glassjax.bench import environment, memory_workload
 
 
 def main() -> None:

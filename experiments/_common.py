@@ -9,8 +9,6 @@ import argparse
 import io
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,8 +18,10 @@ import jax
 import numpy as np
 
 import glassjax
-from glassjax import evaluation
-from glassjax.files import write_bytes_atomic
+from glassjax.analysis import scoring
+from glassjax.bench import environment  # noqa: F401  (re-exported: every script records it)
+from glassjax.core.batching import map_batches
+from glassjax.core.files import write_bytes_atomic
 
 __all__ = [
     "parser",
@@ -33,7 +33,6 @@ __all__ = [
     "figure",
     "table",
     "log",
-    "confusion",
     "shrink",
     "done",
 ]
@@ -47,31 +46,6 @@ def parser(doc: str | None, default_out: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny settings (seconds), for the smoke test; numbers are not meaningful")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits, the models and the test-set transforms")
     return p
-
-
-def environment() -> dict:
-    """Where the numbers were measured: versions, device, cores."""
-    return {
-        "glassjax": glassjax.__version__,
-        "jax": jax.__version__,
-        "python": platform.python_version(),
-        "device": str(jax.devices()[0].device_kind),
-        "platform": jax.default_backend(),
-        "cpu_count": os.cpu_count(),
-        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        **_library_version(),
-    }
-
-
-def _library_version() -> dict:
-    """The commit of the glassjax checkout, and whether glassjax/ had uncommitted changes."""
-    root = Path(glassjax.__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "glassjax"], cwd=root, capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    return {"git_commit": commit or None, "glassjax_dirty": bool(dirty.strip())}
 
 
 class Stopwatch:
@@ -92,34 +66,18 @@ def log(message: str) -> None:
 
 
 def fit_scored(dataset, *, seed: int, test_group: str = "d4", **config) -> tuple[glassjax.GlassBox, dict]:
-    """A GlassBox(**config) fitted on the train split, scored on the test split clean and moved.
+    """A GlassBox(**config) fitted on the train split, scored on the test split clean and moved
+    (``scoring.scores``: every test image acted on by its own seeded random element of
+    ``test_group``, the same images for every model with one seed).
 
-    "Moved" is ``evaluation.transformed_test_set``: every test image acted on by its own
-    seeded random element of ``test_group`` (the same images for every model with one seed).
-    Returns the model and {accuracy, accuracy_transformed, fit_seconds, confusion,
-    confusion_transformed, predictions}.
+    Returns the model and {accuracy, accuracy_transformed, turned_changed, confusion,
+    confusion_transformed, fit_seconds, n_train, n_test}.
     """
     model = glassjax.GlassBox(seed=seed, **config).fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names)
-    moved = evaluation.transformed_test_set(dataset.x_test, test_group, seed=seed)
-    clean_pred = model.predict(dataset.x_test)
-    moved_pred = model.predict(moved)
-    k = dataset.num_classes
-    return model, {
-        "accuracy": float(np.mean(clean_pred == dataset.y_test)),
-        "accuracy_transformed": float(np.mean(moved_pred == dataset.y_test)),
-        "fit_seconds": float(model.fit_seconds_),
-        "n_train": int(dataset.x_train.shape[0]),
-        "n_test": int(dataset.x_test.shape[0]),
-        "confusion": confusion(dataset.y_test, clean_pred, k),
-        "confusion_transformed": confusion(dataset.y_test, moved_pred, k),
-    }
-
-
-def confusion(y: np.ndarray, predicted: np.ndarray, num_classes: int) -> list[list[int]]:
-    """Counts (num_classes, num_classes): rows true class, columns predicted."""
-    counts = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(counts, (np.asarray(y), np.asarray(predicted)), 1)
-    return counts.tolist()
+    scores = scoring.scores(model.predict, dataset.x_test, dataset.y_test, group=test_group, seed=seed,
+                            num_classes=dataset.num_classes)
+    return model, dict(scores, fit_seconds=float(model.fit_seconds_), n_train=int(dataset.x_train.shape[0]),
+                       n_test=int(dataset.x_test.shape[0]))
 
 
 def _plain(value: Any) -> Any:
@@ -207,16 +165,8 @@ def shrink(dataset, *, train_per_class: int, test_per_class: int):
 def layer_features(features, x: np.ndarray, *, batch_size: int = 64) -> dict[str, np.ndarray]:
     """Every layer of a ``comparison.Features`` on images x (N, H, W, C), flattened to (N, D).
 
-    One jitted call per fixed-size batch (the last one padded), so it compiles once.
+    One jitted call per fixed-size batch (``map_batches``: the last one padded), so it compiles once.
     """
-    fn = jax.jit(features.fn)
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in features.names}
-    for start in range(0, x.shape[0], batch_size):
-        chunk = x[start : start + batch_size]
-        real = chunk.shape[0]
-        if real < batch_size and x.shape[0] > batch_size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, axis=0)])
-        out = fn(chunk)
-        for name in features.names:
-            parts[name].append(np.asarray(out[name])[:real].reshape(real, -1))
-    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+    fn = jax.jit(lambda chunk: {name: a.reshape(a.shape[0], -1) for name, a in features.fn(chunk).items()})
+    out = map_batches(fn, x, batch_size, desc="features")
+    return {name: out[name] for name in features.names}

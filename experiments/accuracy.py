@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 from glassjax import data  # noqa: E402
-from glassjax.progress import progress  # noqa: E402
+from glassjax.core.progress import progress  # noqa: E402
 
 REPRESENTATIONS = ("invariant", "both")
 

@@ -1,6 +1,6 @@
 """Claim (b): layer by layer, the glass-box is exactly D4-invariant/equivariant where AlexNet is not.
 
-The paper's comparison, through ``glassjax.comparison.run`` (the same table as
+The paper's comparison, through ``glassjax.analysis.comparison.run`` (the same table as
 ``glassjax compare``): for every glass-box stage (responses at the identity, projected orbit,
 invariant pooling, the "both" representation, PCA) and every AlexNet layer (conv1..fc8,
 trained from scratch on the train split at 64 x 64, width 0.5, without and with D4
@@ -30,7 +30,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-from glassjax import alexnet, comparison, data  # noqa: E402
+from glassjax.systems import alexnet  # noqa: E402
+from glassjax.analysis import comparison  # noqa: E402
+from glassjax import data  # noqa: E402
 
 COLUMNS = ["layer", "invariance", "equivariance", "eq. floor", "Lie deriv.", "Fisher", "probe acc."]
 
@@ -46,9 +48,10 @@ def errors_figure(runs: dict[str, dict]):
     fig = _common.figure(10.0, 3.6)
     axes = fig.subplots(1, 2, sharey=True)
     first = next(iter(runs.values()))
-    glass = [r for r in first["layers"] if r["name"].startswith("glassbox")]
-    cnn = [n for n in alexnet.LAYER_NAMES if any(r["name"] == n for r in first["layers"])]
-    names = [r["name"].replace("glassbox_both_", "gb both ").replace("glassbox_", "gb ") for r in glass] + cnn
+    glass = [r for r in first["layers"] if r["system"] != "alexnet"]
+    cnn = [f"alexnet_{n}" for n in alexnet.LAYER_NAMES if any(r["name"] == f"alexnet_{n}" for r in first["layers"])]
+    names = [r["name"].replace("glassbox_both_", "gb both ").replace("glassbox_", "gb ") for r in glass] + [
+        n.replace("alexnet_", "") for n in cnn]
     x = np.arange(len(names))
     styles = {"none": ("#762a83", 1.0), "d4": ("#e08214", 1.0)}
     for ax, key, title in zip(axes, ("invariance_error", "equivariance_error"), ("invariance error (mean over g != e)", "equivariance error (Lenc-Vedaldi, held out)")):
@@ -83,31 +86,27 @@ def main(argv=None) -> dict:
         # No AlexNet: its metrics compile for minutes; separation.py's smoke test trains one.
         epochs, images, augments = 1, 12, augments[:1]
     _common.log("fitting the glass-boxes")
-    glassboxes = {
-        "glassbox": comparison.fit_glassbox(dataset, representation="invariant", seed=args.seed),
-        "glassbox_both": comparison.fit_glassbox(dataset, representation="both", seed=args.seed),
-    }
+    glassboxes = {name: comparison.fit(name, dataset, seed=args.seed) for name in ("glassbox", "glassbox_both")}
     result = {"environment": _common.environment(), "quick": args.quick, "seed": args.seed, "alexnet": {}, "runs": {}}
     for augment in augments:
-        params = None
+        # The glass-box rows do not depend on the AlexNet, so only the first run measures them.
+        fitted = dict(glassboxes) if not result["runs"] else {}
         if not args.quick:
             _common.log(f"training AlexNet, augment={augment}")
-            params, info = comparison.load_or_train_alexnet(dataset, epochs=epochs, width=0.5, augment=augment, seed=args.seed)
-            result["alexnet"][augment] = info
-        # The glass-box rows do not depend on the AlexNet, so only the first run measures them.
-        boxes = glassboxes if not result["runs"] else {"glassbox": glassboxes["glassbox"]}
-        run = comparison.run(dataset, glassboxes=boxes, alexnet_params=params, group="d4", images=images, seed=args.seed)
-        if result["runs"]:
-            run["layers"] = [r for r in run["layers"] if not r["name"].startswith("glassbox")]
+            cnn = comparison.fit("alexnet", dataset, seed=args.seed, epochs=epochs, width=0.5, augment=augment)
+            result["alexnet"][augment] = dict(cnn.system.settings(cnn.params), seconds=cnn.fit_seconds)
+            fitted["alexnet"] = cnn
+        if not fitted:
+            continue
+        run = comparison.run(dataset, fitted, group="d4", images=images, seed=args.seed)
         result["runs"][augment] = run
         _common.table(rows_for_table(run["layers"]), COLUMNS, title=f"{args.dataset}, D4, AlexNet augment={augment}")
-        acc = run["accuracy"]
-        for model, scores in acc.items():
+        for model, scores in run["accuracy"].items():
             if scores is not None:
                 print(f"{model}: accuracy {scores['accuracy']:.3f} clean, {scores['accuracy_transformed']:.3f} D4")
     first = result["runs"][augments[0]]
     merged = {augment: dict(run, layers=first["layers"] if augment == augments[0] else
-                             [r for r in first["layers"] if r["name"].startswith("glassbox")] + run["layers"])
+                             [r for r in first["layers"] if r["system"] != "alexnet"] + run["layers"])
               for augment, run in result["runs"].items()}
     return _common.finish(clock, out, result, "equivariance.json", errors_figure(merged), f"equivariance_{args.dataset}.png")
 

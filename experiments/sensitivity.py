@@ -35,9 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 import glassjax  # noqa: E402
-from glassjax import classifiers, data  # noqa: E402
-from glassjax.glassbox import _REGULARIZATION_OPTION  # noqa: E402
-from glassjax.progress import progress  # noqa: E402
+from glassjax.core import classifiers  # noqa: E402
+from glassjax import data  # noqa: E402
+from glassjax.systems.glassbox.config import REGULARIZATION_OPTION  # noqa: E402
+from glassjax.core.progress import progress  # noqa: E402
 
 KINDS = ("ridge", "lda", "logistic", "svm", "mlp")
 TRAIN_FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
@@ -75,7 +76,7 @@ def classifier_key(seed: int) -> jax.Array:
 
 
 def fit_classifier(kind: str, f, y, num_classes: int, *, seed: int, regularization: float | None = None):
-    options = {} if regularization is None else {_REGULARIZATION_OPTION[kind]: regularization}
+    options = {} if regularization is None else {REGULARIZATION_OPTION[kind]: regularization}
     start = time.perf_counter()
     params = classifiers.fit_classifier(kind, f, y, num_classes=num_classes, key=classifier_key(seed), **options)
     jax.block_until_ready(params)
@@ -119,7 +120,7 @@ def regularization_curve(f_train, y_train, f_test, y_test, num_classes: int, gri
     for kind, values in grid.items():
         for value in values:
             params, seconds = fit_classifier(kind, f_train, y_train, num_classes, seed=seed, regularization=value)
-            rows.append({"classifier": kind, "option": _REGULARIZATION_OPTION[kind], "value": value,
+            rows.append({"classifier": kind, "option": REGULARIZATION_OPTION[kind], "value": value,
                          "accuracy": accuracy(params, f_test, y_test), "classifier_seconds": seconds})
     return rows
 

@@ -32,7 +32,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-from glassjax import comparison, data, evaluation, metrics  # noqa: E402
+from glassjax.analysis import comparison  # noqa: E402
+from glassjax import data  # noqa: E402
+from glassjax.analysis import scoring  # noqa: E402
+from glassjax.analysis import metrics  # noqa: E402
 
 ALEXNET_EPOCHS = {"lfw_faces": 10, "mnist5k": 3, "digits": 5}
 
@@ -59,17 +62,24 @@ def geometry(f: np.ndarray, y: np.ndarray) -> dict:
 def measure(dataset, *, seed: int, epochs: int, width: float) -> dict:
     """Rows per layer (pixels, glass-box, AlexNet) of clean and D4-moved test-set geometry."""
     _common.log(f"{dataset.name}: fitting the glass-boxes")
-    invariant = comparison.fit_glassbox(dataset, representation="invariant", seed=seed)
-    both = comparison.fit_glassbox(dataset, representation="both", seed=seed)
+    invariant = comparison.fit("glassbox", dataset, seed=seed)
+    both = comparison.fit("glassbox_both", dataset, seed=seed)
     _common.log(f"{dataset.name}: training AlexNet ({epochs} epochs, width {width})")
-    params, info = comparison.load_or_train_alexnet(dataset, epochs=epochs, width=width, seed=seed)
+    cnn = comparison.fit("alexnet", dataset, seed=seed, epochs=epochs, width=width)
+    shape = dataset.x_test.shape[1:]
+
+    def chosen(fitted, layers):
+        every = comparison.system_features(fitted, shape)
+        keep = tuple(f"{fitted.system.name}_{layer}" for layer in layers)
+        return comparison.Features(keep, lambda x: {k: v for k, v in every.fn(x).items() if k in keep})
+
     features = comparison.combine(
         pixels(),
-        comparison.glassbox_features(invariant.params_, prefix="glassbox", layers=("response", "invariant", "pca")),
-        comparison.glassbox_features(both.params_, prefix="glassbox_both", layers=("representation", "pca")),
-        comparison.alexnet_features(params, size=info["size"]),
+        chosen(invariant, ("response", "invariant", "pca")),
+        chosen(both, ("representation", "pca")),
+        comparison.system_features(cnn, shape),
     )
-    moved = evaluation.transformed_test_set(dataset.x_test, "d4", seed=seed)
+    moved = scoring.transformed_test_set(dataset.x_test, "d4", seed=seed)
     clean_f = _common.layer_features(features, dataset.x_test)
     moved_f = _common.layer_features(features, moved)
     rows = []
@@ -77,16 +87,17 @@ def measure(dataset, *, seed: int, epochs: int, width: float) -> dict:
         row = {"layer": name, **geometry(clean_f[name], dataset.y_test)}
         row["moved"] = geometry(moved_f[name], dataset.y_test)
         rows.append(row)
-    alexnet_scores = comparison.model_scores(comparison.alexnet_predictor(params, size=info["size"]), dataset.x_test, dataset.y_test,
-                                             group="d4", seed=seed, num_classes=dataset.num_classes)
-    info["accuracy"], info["accuracy_transformed"] = alexnet_scores["accuracy"], alexnet_scores["accuracy_transformed"]
+    alexnet_scores = scoring.scores(comparison.predictor(cnn), dataset.x_test, dataset.y_test, group="d4", seed=seed,
+                                    num_classes=dataset.num_classes)
+    info = dict(cnn.system.settings(cnn.params), seconds=cnn.fit_seconds, accuracy=alexnet_scores["accuracy"],
+                accuracy_transformed=alexnet_scores["accuracy_transformed"])
     return {"rows": rows, "alexnet": info, "n_test": int(dataset.y_test.shape[0]), "n_train": int(dataset.y_train.shape[0])}
 
 
 def separation_figure(name: str, rows: list[dict]):
     fig = _common.figure(10.0, 3.4)
     axes = fig.subplots(1, 3)
-    labels = [r["layer"].replace("glassbox_both_", "gb both ").replace("glassbox_", "gb ") for r in rows]
+    labels = [r["layer"].replace("glassbox_both_", "gb both ").replace("glassbox_", "gb ").replace("alexnet_", "") for r in rows]
     colours = ["#999999" if r["layer"] == "pixels" else "#1b7837" if r["layer"].startswith("glassbox") else "#762a83" for r in rows]
     x = np.arange(len(rows))
     panels = (("intra_normalised", "intra-class distance / RMS radius"),

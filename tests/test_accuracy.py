@@ -12,8 +12,8 @@ import jax
 import pytest
 
 from glassjax import data
-from glassjax.evaluation import transformed_test_set
-from glassjax.glassbox import GlassBox
+from glassjax.analysis.scoring import transformed_test_set
+from glassjax.systems.glassbox import GlassBox
 
 
 def accuracies(name, **config):

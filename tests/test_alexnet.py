@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from glassjax import alexnet
+from glassjax.systems import alexnet
 
 TINY = dict(widths=(4, 8, 8, 8, 8), hidden=(16, 16))
 
@@ -82,7 +82,7 @@ def test_dropout_only_when_training(tiny_params):
 def test_bad_inputs_raise(tiny_params):
     with pytest.raises(ValueError, match="H, W >= 63"):
         alexnet.apply(tiny_params, jnp.zeros((1, 62, 100, 3)))
-    with pytest.raises(ValueError, match=r"expected images \(N, H, W, 3\)"):
+    with pytest.raises(ValueError, match=r"expected images of shape \(N, H, W, 3\)"):
         alexnet.apply(tiny_params, jnp.zeros((1, 64, 64, 1)))
     with pytest.raises(ValueError, match="dropout key"):
         alexnet.apply(tiny_params, jnp.zeros((1, 64, 64, 3)), train=True)

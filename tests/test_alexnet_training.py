@@ -6,7 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from glassjax import alexnet, alexnet_training, cli, data, files
+from glassjax.systems import alexnet
+from glassjax.systems.alexnet import training as alexnet_training
+from glassjax import cli
+from glassjax import data
+from glassjax.core import files
 
 WIDTH = 1 / 16  # conv 4/12/24/16/16, fc 256/256: a few milliseconds a step
 SETTINGS = dict(size=64, batch_size=8, learning_rate=1e-3, width=WIDTH)

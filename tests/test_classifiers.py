@@ -10,8 +10,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from glassjax import classifiers as C
-from glassjax import reduction as R
+from glassjax.core import classifiers as C
+from glassjax.core import reduction as R
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,33 @@ def test_streaming_ridge_with_masked_padding_equals_one_shot(digits):
     for params in (streamed, scanned):
         np.testing.assert_allclose(params.weights, one_shot.weights, rtol=1e-4, atol=1e-4 * scale)
         np.testing.assert_allclose(params.bias, one_shot.bias, rtol=1e-4, atol=1e-4 * scale)
+
+
+def _ridge_reference(a_fit, b_fit, a_eval, ridge):
+    a_fit, b_fit, a_eval = (np.asarray(v, np.float64) for v in (a_fit, b_fit, a_eval))
+    a = a_fit - a_fit.mean(0)
+    lam = ridge * np.trace(a.T @ a) / a.shape[1]
+    coef = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ (b_fit - b_fit.mean(0)))
+    return (a_eval - a_fit.mean(0)) @ coef + b_fit.mean(0)
+
+
+@pytest.mark.parametrize("n, d", [(40, 6), (10, 30)], ids=["primal", "dual"])
+def test_ridge_predict_primal_and_dual_match_float64(n, d):
+    rng = np.random.default_rng(n)
+    a_fit = rng.normal(size=(n, d)).astype(np.float32) + 3.0
+    b_fit = rng.normal(size=(n, 3)).astype(np.float32)
+    a_eval = rng.normal(size=(7, d)).astype(np.float32) + 3.0
+    got = C.ridge_predict(jnp.asarray(a_fit), jnp.asarray(b_fit), jnp.asarray(a_eval), alpha=1e-2, relative=True)
+    np.testing.assert_allclose(np.asarray(got), _ridge_reference(a_fit, b_fit, a_eval, 1e-2), rtol=1e-4, atol=1e-4)
+
+
+def test_ridge_predict_is_the_ridge_classifier_on_one_hot_targets(digits):
+    """One solver: ridge_predict on one-hot targets gives fit_ridge's scores."""
+    _, _, ytr, _, xtr32, xte32 = digits
+    params = C.fit_ridge(xtr32, ytr, num_classes=10, alpha=1.0)
+    scores = C.ridge_predict(jnp.asarray(xtr32), jnp.eye(10, dtype=jnp.float32)[ytr], jnp.asarray(xte32), alpha=1.0)
+    expected = np.asarray(C.predict_scores(params, xte32))
+    np.testing.assert_allclose(np.asarray(scores), expected, atol=1e-4 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("shrinkage", [None, 0.2])
@@ -161,11 +188,11 @@ def test_bad_input(blobs):
     (x, y), _ = blobs
     with pytest.raises(ValueError, match="fit_ridge: expected num_classes >= 2, got 1"):
         C.fit_classifier("ridge", x, y, num_classes=1)
-    with pytest.raises(ValueError, match=r"fit_logistic: expected labels in 0\.\.1, got labels in 0\.\.2"):
+    with pytest.raises(ValueError, match=r"fit_logistic: expected labels y in 0\.\.1, got labels y in 0\.\.2"):
         C.fit_classifier("logistic", x, np.where(y == 1, 2, 0), num_classes=2)
-    with pytest.raises(ValueError, match=r"fit_lda_classifier: expected labels in 0\.\.1, got labels in -1\.\.1"):
+    with pytest.raises(ValueError, match=r"fit_lda_classifier: expected labels y in 0\.\.1, got labels y in -1\.\.1"):
         C.fit_classifier("lda", x, y - 1 + (y == 1), num_classes=2)
-    with pytest.raises(ValueError, match=r"fit_svm: expected y of shape \(300,\) to match x, got shape \(299,\)"):
+    with pytest.raises(ValueError, match=r"fit_svm: expected labels y of shape \(300,\), one label per row, got shape \(299,\)"):
         C.fit_classifier("svm", x, y[:-1], num_classes=2)
     bad = x.copy()
     bad[0, 0] = np.nan

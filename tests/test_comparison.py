@@ -3,10 +3,11 @@ import jax
 import numpy as np
 import pytest
 
-from glassjax import alexnet, comparison, data, glassbox
-from glassjax.glassbox import GlassBox
+from glassjax import data
+from glassjax.analysis import comparison, scoring
+from glassjax.systems import alexnet, glassbox
 
-ROW_KEYS = {"name", "shape", "invariance_error", "equivariance_error", "equivariance_error_identity", "lie_derivative",
+ROW_KEYS = {"name", "system", "layer", "shape", "invariance_error", "equivariance_error", "equivariance_error_identity", "lie_derivative",
             "intra_class_distance", "inter_class_distance", "fisher_ratio", "linear_probe_accuracy", "ridge", "fit_rows"}
 WEIGHTS = "tests/fixtures/alexnet_small.safetensors"
 
@@ -31,9 +32,8 @@ def dataset():
 @pytest.fixture(scope="module")
 def model(dataset):
     """A glass-box with both parts of layer 1, small enough that every layer is at most 96 wide."""
-    model = GlassBox(group="d4", representation="both", filters_per_class=4, pool_dim=4, orbit_dim=4, components=6,
-                     classifier="ridge")
-    return model.fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names)
+    return comparison.fit("glassbox", dataset, seed=0, group="d4", representation="both", filters_per_class=4,
+                          pool_dim=4, orbit_dim=4, components=6, classifier="ridge")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def compared(dataset, model):
     With 12 fit images x 8 group elements = 96 rows and no layer wider, one ridge serves every
     layer and the metrics make one pass.
     """
-    return comparison.run(dataset, glassboxes={"glassbox": model}, images=12)
+    return comparison.run(dataset, {"glassbox": model}, images=12)
 
 
 def test_rows_are_named_and_complete(compared):
@@ -54,6 +54,7 @@ def test_rows_are_named_and_complete(compared):
         assert ROW_KEYS <= set(row), row["name"]
         assert row["fit_rows"] == 12 * 8  # 12 fit images and their D4 orbits
         assert row["ridge"] == comparison.DEFAULT_RIDGE
+        assert row["system"] == "glassbox" and row["name"] == f"glassbox_{row['layer']}"
     assert compared["n_fit_images"] == 12 and compared["n_eval_images"] == 10
 
 
@@ -90,19 +91,23 @@ def test_layer_ridge_scales_only_underdetermined_layers():
     assert comparison.layer_ridge((15, 15, 32), 128, 1e-3) == 1e-3
 
 
-def test_feature_sets(dataset):
-    # The committed torch fixture: reading it is much quicker than alexnet.init.
-    params = alexnet.load_torchvision(WEIGHTS)
-    features = comparison.alexnet_features(params, size=64)
+@pytest.fixture(scope="module")
+def cnn(dataset):
+    # The committed torch fixture: reading it is much quicker than training or alexnet.init.
+    return comparison.fit("alexnet", dataset, weights=WEIGHTS, size=64)
+
+
+def test_feature_sets(dataset, cnn):
+    features = comparison.system_features(cnn, (12, 12, 1))
+    assert features.names == tuple(f"alexnet_{name}" for name in alexnet.LAYER_NAMES)  # depth order
     shapes = jax.eval_shape(features.fn, jax.ShapeDtypeStruct((3, 12, 12, 1), np.float32))
-    assert set(shapes) == set(alexnet.LAYER_NAMES)
-    assert shapes["fc8"].shape == (3, 10) and shapes["conv1"].shape == (3, 15, 15, 8)
+    assert shapes["alexnet_fc8"].shape == (3, 10) and shapes["alexnet_conv1"].shape == (3, 15, 15, 8)
     with pytest.raises(ValueError, match="expected distinct layer names"):
         comparison.combine(features, features)
 
 
-def test_glassbox_feature_choice(dataset, model):
-    default = comparison.glassbox_features(model.params_, prefix="gb")
+def test_glassbox_features_in_depth_order(dataset, model):
+    default = comparison.system_features(model, (12, 12, 1), prefix="gb")
     assert default.names == ("gb_response", "gb_orbit", "gb_invariant", "gb_representation", "gb_pca")
     shapes = jax.eval_shape(default.fn, jax.ShapeDtypeStruct((2, 12, 12, 1), np.float32))
     assert shapes["gb_orbit"].shape == (2, 8 * 4)
@@ -110,10 +115,13 @@ def test_glassbox_feature_choice(dataset, model):
     # The features assemble layers 1 and 2 from one orbit pass; they must equal the model's own.
     x = dataset.x_test[:3]
     out = default.fn(x)
-    np.testing.assert_allclose(out["gb_representation"], glassbox.represent(model.params_, x), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out["gb_pca"], glassbox.transform(model.params_, x), rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="expected layers from"):
-        comparison.glassbox_features(model.params_, layers=("orbit", "logits"))
+    np.testing.assert_allclose(out["gb_representation"], glassbox.represent(model.params, x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["gb_pca"], glassbox.transform(model.params, x), rtol=1e-5, atol=1e-5)
+    # The invariant model reads its invariant layer, and has no separate "representation" layer.
+    invariant = comparison.fit("glassbox", dataset, seed=0, filters_per_class=4, pool_dim=4, components=6,
+                               classifier="ridge")
+    assert "gb_representation" not in comparison.system_features(invariant, (12, 12, 1), prefix="gb").names
+    assert invariant.system.representation(invariant.params) == "invariant"
 
 
 def test_metric_images_subsets_with_a_seed():
@@ -136,22 +144,26 @@ def test_model_scores_counts_what_moves():
         top, bottom = images[:, 1:3].mean(axis=(1, 2, 3)), images[:, 9:11].mean(axis=(1, 2, 3))
         return (top <= bottom + 0.2).astype(np.int32)
 
-    scores = comparison.model_scores(top_heavy, x, y, group="d4", seed=0, num_classes=2)
+    scores = scoring.scores(top_heavy, x, y, group="d4", seed=0, num_classes=2)
     assert scores["accuracy"] == 1.0
     assert scores["turned_changed"] == int(np.sum(y == 0))  # the top bar moves to the bottom
     assert np.array_equal(np.asarray(scores["confusion"]), [[4, 0], [0, 4]])
     assert scores["n_test"] == 8
 
 
-def test_alexnet_from_weights(dataset):
-    params, info = comparison.load_or_train_alexnet(dataset, weights=WEIGHTS, size=64)
-    assert info["source"] == "weights" and info["num_classes"] == 10
-    assert params["fc8"]["kernel"].shape == (64, 10)
+def test_alexnet_from_weights(dataset, cnn):
+    settings = cnn.system.settings(cnn.params)
+    assert settings["source"] == "weights" and settings["widths"][-1] == 10
+    assert cnn.params.weights["fc8"]["kernel"].shape == (64, 10)
+    # Ten outputs for a two-class data set: its classes are the outputs', and it is not scored.
+    assert cnn.system.class_names(cnn.params) == tuple(map(str, range(10)))
+    assert comparison.num_outputs(cnn, (12, 12, 1)) == 10
     with pytest.raises(ValueError, match="expected size an int >= 63, got 32"):
-        comparison.load_or_train_alexnet(dataset, weights=WEIGHTS, size=32)
+        comparison.fit("alexnet", dataset, weights=WEIGHTS, size=32)
 
 
-def test_alexnet_layer_names_are_checked():
-    params = alexnet.load_torchvision(WEIGHTS)
-    with pytest.raises(ValueError, match="expected a layer from conv1"):
-        comparison.alexnet_layer(params, "pool5", size=64)
+def test_unknown_systems_and_fields_are_named(dataset):
+    with pytest.raises(ValueError, match="unknown system 'lenet9'; registered: glassbox, glassbox_both, alexnet"):
+        comparison.fit("lenet9", dataset)
+    with pytest.raises(ValueError, match="system alexnet: its config has no field grid"):
+        comparison.fit("alexnet", dataset, grid=2)

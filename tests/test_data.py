@@ -47,7 +47,7 @@ def test_lfw_is_faces_then_non_faces():
     (np.zeros((0, 4, 4), np.float32), ValueError, "at least one non-empty image"),
     (np.zeros((4, 4), np.float32), ValueError, r"expected images of shape \(N, H, W\)"),
     (np.full((2, 4, 4), 2.0, np.float32), ValueError, r"in \[0, 1\]"),
-    (np.zeros((2, 4, 4), np.int64), TypeError, "expected float images"),
+    (np.zeros((2, 4, 4), np.int64), TypeError, "expected floating-point or uint8 images, got dtype int64"),
     ([[0.0]], TypeError, "expected a numpy or JAX array"),
 ])
 def test_bad_images_raise(bad, exc, match):
@@ -63,7 +63,7 @@ def test_uint8_is_scaled_to_unit_range():
 def test_bad_labels_and_names_raise():
     with pytest.raises(ValueError, match="at least 2 classes"):
         data.as_labels(np.zeros(3, int), 3)
-    with pytest.raises(ValueError, match="one label per image"):
+    with pytest.raises(ValueError, match="one label per row"):
         data.as_labels(np.array([0, 1]), 3)
     with pytest.raises(ValueError, match="unknown class '7'"):
         data.load("lfw_faces", classes=["face", "7"])

@@ -1,12 +1,14 @@
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from glassjax import data, glassbox, groups, testing
-from glassjax.glassbox import GlassBox, GlassBoxConfig
+from glassjax import data
+from glassjax.systems import glassbox
+from glassjax.core import groups
+from glassjax.analysis import testing
+from glassjax.systems.glassbox import GlassBox
 
 SMALL = dict(filters_per_class=4, pool_dim=8, orbit_dim=8, components=20, classifier="ridge", batch_size=64)
 
@@ -104,12 +106,14 @@ def test_bad_input_raises(x, y, exc, match):
 
 
 def test_bad_config_and_unfitted_use_raise(fitted, digits):
+    x, y = digits.x_train[:8], digits.y_train[:8]
+    # parameters are checked by fit, not by the constructor (scikit-learn's convention)
     with pytest.raises(ValueError, match="expected representation in"):
-        GlassBox(representation="equi")
+        GlassBox(representation="equi").fit(x, y)
     with pytest.raises(ValueError, match="expected poolings"):
-        GlassBox(poolings=("median",))
+        GlassBox(poolings=("median",)).fit(x, y)
     with pytest.raises(ValueError, match="unknown group"):
-        GlassBox(group="d5")
+        GlassBox(group="d5").fit(x, y)
     with pytest.raises(ValueError, match="not fitted"):
         GlassBox().predict(digits.x_test)
     with pytest.raises(ValueError, match=r"expected images of shape \(N, 8, 8, 1\)"):

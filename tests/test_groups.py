@@ -3,7 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from glassjax import groups, testing
+from glassjax.core import groups
+from glassjax.analysis import testing
 
 
 @pytest.mark.parametrize("spec", ["d4", "c4", "flip", "none", "trans:2", "trans:3"])
@@ -70,10 +71,25 @@ def test_translations_roll_the_image():
     np.testing.assert_array_equal(group.act(group.elements.index((1, 0)), jnp.asarray(x)), np.roll(x, 2, axis=0))
 
 
+def test_groups_compare_and_hash_by_spec():
+    assert groups.get("d4") == groups.get("d4") and hash(groups.get("d4")) == hash(groups.get("d4"))
+    assert groups.get("rot:8") == groups.rotations(8) and groups.get("trans:2") == groups.translations(2)
+    assert groups.get("d4") != groups.get("c4") and groups.get("rot:4") != groups.get("rot:8")
+    assert groups.get("d4") != "d4"
+    assert len({groups.get("d4"), groups.d4(), groups.get("flip")}) == 2
+    # equal groups are one static argument to jit: the second call compiles nothing
+    orbit = jax.jit(groups.orbit, static_argnums=0)
+    x = jnp.zeros((1, 4, 4, 1))
+    orbit(groups.get("d4"), x)
+    before = orbit._cache_size()
+    orbit(groups.get("d4"), x)
+    assert orbit._cache_size() == before
+
+
 def test_bad_specs_and_shapes_raise():
     with pytest.raises(ValueError, match="unknown group 'd5'"):
         groups.get("d5")
-    with pytest.raises(TypeError, match="group spec must be a str"):
+    with pytest.raises(TypeError, match=r"expected a group spec \(str\) or a Group, got int"):
         groups.get(4)
     with pytest.raises(ValueError, match="needs square images, got shape"):
         groups.orbit("d4", jnp.zeros((8, 28, 32, 1)))

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from glassjax import groups, metrics
+from glassjax.core import groups
+from glassjax.analysis import metrics
 
 RNG = np.random.default_rng(0)
 KERNEL = RNG.normal(size=(3, 3, 2, 4)).astype(np.float32)
@@ -118,24 +119,6 @@ def test_trivial_group_means_are_zero():
     assert float(eq.mean["map"]) == 0.0
 
 
-def _ridge_reference(a_fit, b_fit, a_eval, ridge):
-    a_fit, b_fit, a_eval = (np.asarray(v, np.float64) for v in (a_fit, b_fit, a_eval))
-    a = a_fit - a_fit.mean(0)
-    lam = ridge * np.trace(a.T @ a) / a.shape[1]
-    coef = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ (b_fit - b_fit.mean(0)))
-    return (a_eval - a_fit.mean(0)) @ coef + b_fit.mean(0)
-
-
-@pytest.mark.parametrize("n, d", [(40, 6), (10, 30)], ids=["primal", "dual"])
-def test_ridge_primal_and_dual_match_float64(n, d):
-    rng = np.random.default_rng(n)
-    a_fit = rng.normal(size=(n, d)).astype(np.float32) + 3.0
-    b_fit = rng.normal(size=(n, 3)).astype(np.float32)
-    a_eval = rng.normal(size=(7, d)).astype(np.float32) + 3.0
-    got = metrics._ridge_predict(jnp.asarray(a_fit), jnp.asarray(b_fit), jnp.asarray(a_eval), 1e-2)
-    np.testing.assert_allclose(np.asarray(got), _ridge_reference(a_fit, b_fit, a_eval, 1e-2), rtol=1e-4, atol=1e-4)
-
-
 def _central_difference(phi, x, h):
     rotate = jax.vmap(groups.rotate, in_axes=(0, None))
     plus, minus, base = phi(rotate(x, h)), phi(rotate(x, -h)), phi(x)
@@ -149,9 +132,10 @@ def _central_difference(phi, x, h):
 
 
 @pytest.mark.parametrize("shape", [(5, 8, 8, 2), (3, 7, 9, 2)], ids=["square", "non-square"])
-def test_lie_derivative_matches_central_difference(shape):
+def test_invariance_rate_matches_central_difference(shape):
+    # The quantity lie_derivative measured before it followed Gruver et al.: nothing rotated back.
     x = jnp.asarray(np.random.default_rng(1).random(shape), jnp.float32)
-    got = metrics.lie_derivative(phi_any_size, x, batch_size=2)
+    got = metrics.invariance_rate(phi_any_size, x, batch_size=2)
     # h = 1e-3: bilinear sampling switches cells between +h and -h, so the central
     # difference is off by O(h) (~2e-3 relative, measured); float32 rounding adds ~1e-7 / h.
     want = _central_difference(phi_any_size, x, 1e-3)
@@ -166,6 +150,7 @@ def test_lie_derivative_small_for_rotation_invariant_pool():
     x = jnp.asarray(np.repeat(blob[None, :, :, None], 2, axis=-1))
     lie = metrics.lie_derivative(lambda v: {"sum": jnp.sum(v, axis=(1, 2))}, x)
     assert float(lie["sum"]) < 1e-4
+    assert float(metrics.invariance_rate(lambda v: {"sum": jnp.sum(v, axis=(1, 2))}, x)["sum"]) < 1e-4
 
 
 def _separability_reference(f, y):
@@ -236,7 +221,7 @@ def test_layer_report_rows():
     rows = metrics.layer_report(phi_symmetric, "d4", X_FIT, X_EVAL, y_eval, y_fit=y_fit, batch_size=8)
     assert [row["name"] for row in rows] == ["map", "pool"]
     for row in rows:
-        for key in ("invariance_error", "equivariance_error", "lie_derivative", "intra_class_distance",
+        for key in ("invariance_error", "equivariance_error", "lie_derivative", "invariance_rate", "intra_class_distance",
                     "inter_class_distance", "fisher_ratio", "linear_probe_accuracy"):
             assert isinstance(row[key], float) and np.isfinite(row[key]), key
         assert len(row["invariance_per_element"]) == 8
@@ -269,7 +254,7 @@ def test_bad_input():
         metrics.equivariance_error(crop, "d4", X_FIT, X_EVAL)
     with pytest.raises(ValueError, match="expected images of shape \\(N, H, W, C\\)"):
         metrics.lie_derivative(phi_symmetric, X_FIT[0])
-    with pytest.raises(ValueError, match="batch_size to be a positive integer"):
+    with pytest.raises(ValueError, match="invariance_error: expected batch_size >= 1, got 0"):
         metrics.invariance_error(phi_symmetric, "d4", X_FIT, batch_size=0)
     with pytest.raises(TypeError, match="non-empty dict of layer activations"):
         metrics.lie_derivative(lambda x: x, X_FIT)

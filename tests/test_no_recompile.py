@@ -2,11 +2,10 @@
 import contextlib
 
 import jax
-import numpy as np
 import pytest
 
 from glassjax import data
-from glassjax.glassbox import GlassBox
+from glassjax.systems.glassbox import GlassBox
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 SMALL = dict(filters_per_class=4, pool_dim=8, orbit_dim=8, components=20, batch_size=32)

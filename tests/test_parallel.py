@@ -7,8 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from glassjax import classifiers, data, filters, groups, parallel, reduction, representation
-from glassjax.glassbox import GlassBox
+from glassjax.core import classifiers
+from glassjax import data
+from glassjax.systems.glassbox import filters
+from glassjax.core import groups
+from glassjax.core import arrays, batching, parallel
+from glassjax.core import reduction
+from glassjax.systems.glassbox import representation
+from glassjax.systems.glassbox import GlassBox
 
 SMALL = dict(filters_per_class=4, pool_dim=8, orbit_dim=8, components=20, batch_size=50)
 
@@ -36,6 +42,25 @@ def test_shard_batch_pads_with_the_last_row_and_masks_it():
         parallel.shard_batch(mesh, x, size=20)
     with pytest.raises(TypeError, match="expected a 1-D Mesh"):
         parallel.shard_batch("mesh", x)
+
+
+def test_one_padding_helper_for_host_and_traced_arrays():
+    x = np.arange(10, dtype=np.float32).reshape(5, 2)
+    np.testing.assert_array_equal(arrays.pad_rows(x, 8), np.concatenate([x, np.repeat(x[-1:], 3, axis=0)]))
+    assert arrays.pad_rows(x, 5) is x
+    padded = jax.jit(arrays.pad_rows, static_argnums=1)(jnp.asarray(x), 8)
+    np.testing.assert_array_equal(padded, arrays.pad_rows(x, 8))
+    with pytest.raises(ValueError, match=r"pad_rows: expected 1 to 4 rows, got shape \(5, 2\)"):
+        arrays.pad_rows(x, 4)
+    # map_chunks: fn over chunks of 2 rows (the last padded) is fn over all rows, under jit too
+    fn = lambda c: {"sum": c.sum(axis=1), "rows": c}  # noqa: E731
+    for run in (batching.map_chunks, jax.jit(batching.map_chunks, static_argnums=(0, 2))):
+        out = run(fn, jnp.asarray(x), 2)
+        np.testing.assert_array_equal(out["sum"], x.sum(axis=1))
+        np.testing.assert_array_equal(out["rows"], x)
+    # map_batches: host loop, one shape per call, pytree outputs
+    out = batching.map_batches(jax.jit(fn), x, 2)
+    np.testing.assert_array_equal(out["rows"], x)
 
 
 def test_padded_sharded_moments_equal_unpadded_moments_on_one_device():

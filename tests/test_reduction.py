@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA as SkPCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from glassjax import reduction as R
+from glassjax.core import reduction as R
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_merges_equal_the_whole(pixels):
     check(jax.tree.map(lambda *leaves: sum(leaves[1:], leaves[0]), *common))
 
 
-def test_randomized_and_gram_pca_match_sklearn():
+def test_exact_and_randomized_pca_of_wide_features_match_sklearn():
     """Wide features (D > N) with an 8-dimensional signal over small noise."""
     rng = np.random.default_rng(3)
     n, d, k = 150, 600, 5
@@ -153,35 +153,48 @@ def test_randomized_and_gram_pca_match_sklearn():
     x64 = 0.5 + (signal @ np.linalg.qr(rng.normal(size=(d, 8)))[0].T + 0.05 * rng.normal(size=(n, d))) / 10
     x32 = x64.astype(np.float32)
     ref = SkPCA(k, svd_solver="full").fit(x64)
-    # Gram path is exact up to float32 eigh.
-    assert_pca_close(R.fit_pca_gram(x32, k), ref, var_rtol=1e-4, comp_atol=1e-4)
-    # Randomized SVD: 4 power iterations over a spectral gap of >10x leave ~1e-6 of subspace error.
-    rand = R.fit_pca_randomized(x32, k, key=jax.random.key(0))
+    m = R.moments_update(R.moments_init(d), x32)
+    # The eigh path is exact up to float32 eigh.
+    assert_pca_close(R.fit_pca(m, k), ref, var_rtol=1e-4, comp_atol=1e-4)
+    # Randomized subspace iteration: 4 products over a spectral gap of >10x leave ~1e-6 of subspace error.
+    rand = R.fit_pca(m, k, key=jax.random.key(0))
     assert_pca_close(rand, ref, var_rtol=1e-4, comp_atol=1e-3)
-    whitened = R.project(R.fit_pca_randomized(x32, k, key=jax.random.key(0), whiten=True), x32)
+    whitened = R.project(R.fit_pca(m, k, key=jax.random.key(0), whiten=True), x32)
     np.testing.assert_allclose(np.var(np.asarray(whitened), axis=0, ddof=1), 1.0, rtol=1e-3)
+    with pytest.raises(TypeError, match="fit_pca: expected key a jax.random key or None, got int"):
+        R.fit_pca(m, k, key=0)
+
+
+def _lda_of(x, y, num_classes, n_components=None, *, shrinkage=None, batch_size=None):
+    """LDA of arrays through the streaming statistics, in batches of ``batch_size`` rows if given."""
+    s = R.scatter_init(x.shape[1], num_classes)
+    step = batch_size or x.shape[0]
+    for start in range(0, x.shape[0], step):
+        s = R.scatter_update(s, x[start : start + step], y[start : start + step])
+    return R.fit_lda(s, n_components, shrinkage=shrinkage)
 
 
 @pytest.mark.parametrize("shrinkage", [None, 0.3])
 def test_lda_matches_sklearn_eigen(gaussian_classes, shrinkage):
     x64, x32, y = gaussian_classes
     ref = LinearDiscriminantAnalysis(solver="eigen", shrinkage=shrinkage).fit(x64, y)
-    lda = R.fit_lda_array(x32, y, num_classes=4, shrinkage=shrinkage)
-    assert lda.scalings.shape == (10, 3)
-    # Both normalise v^T S_w v = 1, so the scalings agree up to the sign of each column.
+    lda = _lda_of(x32, y, 4, shrinkage=shrinkage)
+    assert lda.components.shape == (3, 10)
+    # Both normalise v^T S_w v = 1, so the components agree with scikit-learn's scalings (their
+    # columns) up to the sign of each.
     ref_scalings = ref.scalings_[:, :3]
     scale = np.abs(ref_scalings).max()
-    np.testing.assert_allclose(aligned(lda.scalings, ref_scalings, 0), ref_scalings, atol=1e-4 * scale)
+    np.testing.assert_allclose(aligned(lda.components.T, ref_scalings, 0), ref_scalings, atol=1e-4 * scale)
     np.testing.assert_allclose(lda.explained_variance_ratio, ref.explained_variance_ratio_[:3], rtol=1e-4, atol=1e-6)
     # scikit-learn's eigen transform does not centre: compare the centred projections.
-    z = np.asarray(R.lda_transform(lda, x32))
+    z = np.asarray(R.project(lda, x32))
     zref = ref.transform(x64) - ref.transform(x64.mean(0, keepdims=True))
     np.testing.assert_allclose(aligned(z, zref, 0), zref, atol=1e-4 * np.abs(zref).max())
 
 
 def test_lda_streaming_and_merge_equal_one_shot(gaussian_classes):
     _, x32, y = gaussian_classes
-    one_shot = R.fit_lda_array(x32, y, num_classes=4)
+    one_shot = _lda_of(x32, y, 4)
     s = R.scatter_init(10, 4)
     s = R.scatter_update(s, x32[:250], y[:250])
     padded_x = np.concatenate([x32[250:], np.ones((50, 10), np.float32)])
@@ -191,9 +204,9 @@ def test_lda_streaming_and_merge_equal_one_shot(gaussian_classes):
     np.testing.assert_allclose(merged.class_count, np.bincount(y, minlength=4))
     # Batches change the float32 summation order (~1e-7); the generalized eigen-solve amplifies
     # that by about cond(S_w) times the eigengap ratio, to ~3e-5 of the largest entry.
-    scale = float(jnp.abs(one_shot.scalings).max())
-    for lda in (R.fit_lda(merged), R.fit_lda_array(x32, y, num_classes=4, batch_size=128)):
-        np.testing.assert_allclose(lda.scalings, one_shot.scalings, atol=2e-4 * scale)
+    scale = float(jnp.abs(one_shot.components).max())
+    for lda in (R.fit_lda(merged), _lda_of(x32, y, 4, batch_size=128)):
+        np.testing.assert_allclose(lda.components, one_shot.components, atol=2e-4 * scale)
 
 
 def test_jit_equals_eager(pixels, gaussian_classes):
@@ -207,8 +220,8 @@ def test_jit_equals_eager(pixels, gaussian_classes):
     np.testing.assert_allclose(pca.components, R.fit_pca(eager, 4, whiten=True).components, atol=1e-6)
     np.testing.assert_allclose(jax.jit(R.project)(pca, x32[:50]), R.project(pca, x32[:50]), atol=1e-5)
     _, xl, y = gaussian_classes
-    lda = R.fit_lda_array(xl, y, num_classes=4)
-    np.testing.assert_allclose(jax.jit(R.lda_transform)(lda, xl), R.lda_transform(lda, xl), atol=1e-5)
+    lda = _lda_of(xl, y, 4)
+    np.testing.assert_allclose(jax.jit(R.project)(lda, xl), R.project(lda, xl), atol=1e-5)
 
 
 def test_keeps_float_dtype_and_promotes_integers():
@@ -249,15 +262,17 @@ def test_bad_input():
     with pytest.raises(TypeError, match="fit_pca_array: expected a float array x, got str"):
         R.fit_pca_array("pixels", 2)
     y = np.arange(20) % 3
-    with pytest.raises(ValueError, match=r"fit_lda_array: expected labels in 0\.\.2, got labels in 0\.\.3"):
-        R.fit_lda_array(x, np.where(y == 2, 3, y), num_classes=3)
-    with pytest.raises(ValueError, match=r"fit_lda_array: expected y of shape \(20,\)"):
-        R.fit_lda_array(x, y[:-1], num_classes=3)
-    with pytest.raises(TypeError, match="fit_lda_array: expected integer labels y, got dtype float32"):
-        R.fit_lda_array(x, y.astype(np.float32), num_classes=3)
+    with pytest.raises(ValueError, match=r"scatter_update: expected labels y in 0\.\.2, got labels y in 0\.\.3"):
+        _lda_of(x, np.where(y == 2, 3, y), 3)
+    with pytest.raises(ValueError, match=r"scatter_update: expected labels y of shape \(20,\)"):
+        R.scatter_update(R.scatter_init(5, 3), x, y[:-1])
+    with pytest.raises(TypeError, match="scatter_update: expected integer labels y, got dtype float32"):
+        _lda_of(x, y.astype(np.float32), 3)
     with pytest.raises(ValueError, match=r"fit_lda: expected n_components <= 2 \(min\(C - 1, D\)\), got 3"):
-        R.fit_lda_array(x, y, 3, num_classes=3)
+        _lda_of(x, y, 3, 3)
     with pytest.raises(ValueError, match=r"fit_lda: expected shrinkage in \[0, 1\], got 2"):
-        R.fit_lda_array(x, y, num_classes=3, shrinkage=2.0)
+        _lda_of(x, y, 3, shrinkage=2.0)
     with pytest.raises(ValueError, match=r"project: expected x with 5 features"):
         R.project(R.fit_pca_array(x, 2), x[:, :3])
+    with pytest.raises(TypeError, match="project: expected a fitted PCA or LDA, got tuple"):
+        R.project((np.zeros(5), np.eye(5)), x)

@@ -1,12 +1,15 @@
 """Streaming fit: a batch source gives the model that the same data in memory gives; sources read lazily."""
+import importlib
 import json
 
 import jax
 import numpy as np
 import pytest
 
-from glassjax import cli, data, glassbox, streaming
-from glassjax.glassbox import GlassBox
+from glassjax import cli
+from glassjax import data
+from glassjax.data import sources as streaming
+from glassjax.systems.glassbox import GlassBox
 
 SMALL = dict(filters_per_class=4, pool_dim=8, orbit_dim=8, components=20, classifier="ridge", batch_size=64)
 
@@ -62,10 +65,11 @@ def test_a_generator_function_is_a_source_and_passes_are_bounded(digits):
 
 
 def test_survey_keeps_a_bounded_seeded_sample_per_class(digits, monkeypatch):
-    monkeypatch.setattr(glassbox, "FILTER_SAMPLE_PER_CLASS", 5)
+    fit_module = importlib.import_module("glassjax.systems.glassbox.fit")  # the package exports fit, the function
+    monkeypatch.setattr(fit_module, "FILTER_SAMPLE_PER_CLASS", 5)
     batches = _ragged(digits.x_train, digits.y_train, [64] * (digits.x_train.shape[0] // 64) + [digits.x_train.shape[0] % 64])
-    survey = glassbox._survey(batches, 64, jax.random.PRNGKey(0), "test")
-    again = glassbox._survey(batches, 64, jax.random.PRNGKey(0), "test")
+    survey = fit_module._survey(batches, 64, jax.random.PRNGKey(0), "test")
+    again = fit_module._survey(batches, 64, jax.random.PRNGKey(0), "test")
     assert survey.count == digits.x_train.shape[0]
     np.testing.assert_array_equal(np.bincount(survey.sample_y), [5, 5, 5, 5])
     np.testing.assert_array_equal(survey.sample_x, again.sample_x)

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from glassjax import groups
-from glassjax.testing import assert_equivariant, assert_group_axioms, assert_invariant
+from glassjax.core import groups
+from glassjax.analysis.testing import assert_equivariant, assert_group_axioms, assert_invariant
 
 RNG = np.random.default_rng(0)
 KERNEL = RNG.normal(size=(3, 3, 2, 3)).astype(np.float32)

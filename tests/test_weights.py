@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from glassjax import alexnet, weights
+from glassjax.systems import alexnet
+from glassjax.systems.alexnet import weights
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WEIGHTS = FIXTURES / "alexnet_small.safetensors"

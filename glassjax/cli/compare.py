@@ -1,0 +1,64 @@
+"""``glassjax compare``: registered systems side by side, written as a self-contained report."""
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from glassjax.cli.common import (
+    Stages, add_comparison_arguments, check_comparison_arguments, config_fields, fit_systems, load_dataset,
+    print_json, print_result, selected_systems,
+)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="systems side by side: per-layer metrics, accuracy and figures in an HTML report",
+        description="Fit or train the chosen systems (by default the glass-box invariant, invariant + orbit, and "
+                    "AlexNet trained from scratch or read from --weights), measure every layer of each under the "
+                    "group, and write index.html (self-contained), metrics.json and PNG figures into --out.")
+    add_comparison_arguments(parser, systems="glassbox,glassbox_both,alexnet")
+    parser.add_argument("--out", default="glassjax-report",
+                        help="report folder, replaced only if new, empty or an earlier report (default: %(default)s)")
+    parser.set_defaults(run=run)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this report, every setting given spelled out."""
+    words = ["glassjax", "compare", "--dataset", args.dataset, "--systems", args.systems, "--group", args.group,
+             "--seed", str(args.seed)]
+    if args.classes:
+        words += ["--classes", args.classes]
+    for name in sorted(config_fields()):
+        value = getattr(args, name, None)
+        if value is not None:
+            text = ",".join(value) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else str(value)
+            words += [f"--{name.replace('_', '-')}", text]
+    words += ["--images", str(args.images), "--ridge", f"{args.ridge:g}", "--out", args.out]
+    return shlex.join(words)
+
+
+def run(args: argparse.Namespace) -> int:
+    from glassjax import report
+    from glassjax.analysis import comparison
+    from glassjax.core import groups
+
+    check_comparison_arguments(args)
+    names = selected_systems(args)
+    report.check_out(args.out)  # before minutes of work, not after
+    group = groups.get(args.group)
+    dataset = load_dataset(args)
+    stages = Stages("compare", [*names, "metrics", "figures", "report"])
+    fitted = fit_systems(stages, names, dataset, args, group.name)
+    result = stages.run("metrics", comparison.run, dataset, fitted, group=group.name, images=args.images,
+                        ridge=args.ridge, seed=args.seed)
+    result.update(model="compare", ridge=args.ridge, group_order=group.order, command=command_line(args))
+    figures = stages.run("figures", report.make_figures, result, dataset=dataset, fitted=fitted, seed=args.seed)
+    # The report states its own run time: everything but writing it.
+    result["seconds"].update(stages.seconds, total=sum(stages.seconds.values()))
+    out = stages.run("report", report.write_report, args.out, result, figures)
+    result["seconds"].update(stages.close())
+    print_result(result)
+    print(f"report written to {out}/index.html in {result['seconds']['total']:.1f} s")
+    if args.json:
+        print_json(dict(result, out=str(out)))
+    return 0

@@ -1,0 +1,134 @@
+"""The report page: findings, figures embedded as base64 data URIs, the numbers as tables;
+one self-contained HTML file with no external resources."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from typing import Mapping, Sequence
+
+from glassjax.report.figures import _scored, system_colours
+from glassjax.report.findings import findings
+
+__all__ = ["render_html"]
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+td.system { font-weight: 600; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #444; } code { background: #f4f4f4; padding: 0 3px; }
+.loses li { margin-bottom: 0.4em; }
+"""
+
+_LAYER_COLUMNS = (
+    ("name", "layer"), ("shape", "shape"), ("invariance_error", "invariance error"),
+    ("equivariance_error", "equivariance error"), ("equivariance_error_identity", "equivariance floor (identity)"),
+    ("lie_derivative", "Lie derivative"), ("intra_class_distance", "intra-class distance"),
+    ("inter_class_distance", "inter-class distance"), ("fisher_ratio", "Fisher ratio"),
+    ("linear_probe_accuracy", "linear probe accuracy"), ("ridge", "ridge"),
+)
+
+_CAPTIONS = {
+    "filters.png": "Filters as images, labelled with the class whose training images they were computed from "
+                   "(glass-box patch filters: top principal components of that class's patches; prototypes: class "
+                   "means averaged over the group).",
+    "orbit.png": "One test image acted on by every element of the group, with each system's predicted class.",
+    "scatter.png": "Test images (dots) and the same images acted on by random group elements (crosses), projected "
+                   "on the two principal axes of each representation, coloured by class. Where the representation "
+                   "is invariant, every cross sits on its dot.",
+    "layers.png": "Per layer, log scale: invariance error, Lenc-Vedaldi equivariance error (held-out residual of the "
+                  "best linear map), Fisher ratio.",
+    "accuracy.png": "Test accuracy on clean images and on the same images acted on by random group elements.",
+    "confusion.png": "Confusion matrices (rows: true class, columns: predicted class).",
+}
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+    if isinstance(value, list):
+        return "&times;".join(str(v) for v in value)
+    return html.escape(str(value))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], colours: Sequence[str] | None = None) -> str:
+    """An HTML table of already escaped cells; ``colours`` (one per row) colour the first cell."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        first = f'<td class="system" style="color: {colours[i]}">' if colours else "<td>"
+        body.append("<tr>" + first + row[0] + "</td>" + "".join(f"<td>{cell}</td>" for cell in row[1:]) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(result: Mapping, figures: Mapping[str, bytes]) -> str:
+    """The report page: findings, figures embedded as data URIs, the numbers as tables."""
+    esc = html.escape
+    rows = result["layers"]
+    titles = {name: info["title"] for name, info in result["systems"].items()}
+    colours = system_colours(list(titles))
+    subject = next(iter(titles))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>glassjax compare: {esc(result['dataset'])}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{esc(' vs '.join(titles.values()))} on {esc(result['dataset'])}, group {esc(result['group'])}</h1>",
+        f"<p>Classes: {esc(', '.join(result['classes']))}. Metrics on {result['n_fit_images']} fit images "
+        f"(and their orbits) and {result['n_eval_images']} held-out test images. "
+        f"Command: <code>{esc(result.get('command', ''))}</code>. "
+        f"Run time {result['seconds']['total']:.0f} s. The numbers are in <code>metrics.json</code>.</p>",
+    ]
+    found = findings(result)
+    parts.append(f"<h2>Where {esc(titles[subject])} loses</h2>")
+    parts.append('<ul class="loses">' + "".join(f"<li>{esc(t)}</li>" for t in found["loses"]) + "</ul>"
+                 if found["loses"] else "<p>On these numbers, nowhere.</p>")
+    if found["wins"]:
+        parts.append("<h2>Where it holds up</h2><ul>" + "".join(f"<li>{esc(t)}</li>" for t in found["wins"]) + "</ul>")
+    if found["notes"]:
+        parts.append("<h2>The other systems</h2><ul>" + "".join(f"<li>{esc(t)}</li>" for t in found["notes"]) + "</ul>")
+
+    for name in ("orbit.png", "filters.png", "layers.png", "scatter.png", "accuracy.png", "confusion.png"):
+        if name not in figures:
+            continue
+        data = base64.b64encode(figures[name]).decode("ascii")
+        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(name)}">'
+                     f"<figcaption>{esc(_CAPTIONS[name])}</figcaption></figure>")
+        if name == "layers.png":
+            parts.append("<h2>Layers, side by side</h2>")
+            parts.append(_table([h for _, h in _LAYER_COLUMNS],
+                                [[_cell(r.get(key, "")) for key, _ in _LAYER_COLUMNS] for r in rows],
+                                [colours.get(r.get("system"), "#222") for r in rows]))
+            parts.append(
+                "<p>Invariance error: mean over images and non-identity group elements of "
+                "||phi(g x) - phi(x)|| / ||phi(x)||. Equivariance error (Lenc &amp; Vedaldi 2015): held-out residual of "
+                "the best linear map M_g with phi(g x) ~ M_g(g . phi(x)), fitted by ridge least squares on the fit "
+                "images and their orbits; 0 is exactly equivariant, 1 no better than the mean; the floor is the same "
+                "fit for the identity element, the error the fit itself leaves. The ridge column is the penalty "
+                "relative to the mean eigenvalue of the fitted Gram matrix (larger for layers wider than their fit "
+                "rows). Lie derivative (Gruver et al. 2023): relative rate of change per radian of continuous "
+                "rotation. Fisher ratio: tr S_b / tr S_w.</p>")
+    scored = _scored(result["accuracy"])
+    if scored:
+        parts.append("<h2>Accuracy</h2>")
+        parts.append(_table(["system", "clean", f"random {result['group']}", "changed by a 180° turn"],
+                            [[esc(titles.get(n, n)), f"{s['accuracy']:.3f}", f"{s['accuracy_transformed']:.3f}",
+                              f"{s['turned_changed']} / {s['n_test']}"] for n, s in scored.items()],
+                            [colours[n] for n in scored]))
+    missing = [n for n, s in result["accuracy"].items() if s is None]
+    if missing:
+        parts.append(f"<p>Not scored: {esc(', '.join(missing))} (its scores do not have one output per class).</p>")
+    parts.append("<h2>Systems</h2>")
+    parts.append(_table(["system", "what it is", "fit seconds", "settings"],
+                        [[esc(info["title"]), esc(info["description"]), f"{info['fit_seconds']:.1f}",
+                          esc(json.dumps(info["settings"], sort_keys=True))] for info in result["systems"].values()],
+                        list(colours.values())))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
