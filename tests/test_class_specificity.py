@@ -133,6 +133,7 @@ def test_top_filters_and_gate_density():
     assert cs.gate_density(np.array([[1.0, 0.0], [0.5, 0.5]])) == 0.5
 
 
+@pytest.mark.slow
 def test_glassbox_filter_classes_are_its_filters_classes(tiny):
     """Zeroing one filter of the glass-box changes exactly the response features of that filter:
     every one of them must be labelled with the filter's class."""

@@ -128,6 +128,6 @@ def test_config_errors():
         ph.PixelHopConfig(size=16).validated()
     with pytest.raises(ValueError, match="classifier one of"):
         ph.PixelHopConfig(classifier="xgboost").validated()
-    with pytest.raises(ValueError, match="bins an int >= 2"):
+    with pytest.raises(ValueError, match="expected bins >= 2, got 1"):
         ph.PixelHopConfig(bins=1).validated()
     assert ph.PixelHopConfig(pools="2,2,1").validated().pools == (2, 2, 1)

@@ -9,7 +9,8 @@ import pytest
 from sklearn.decomposition import PCA
 
 from glassjax import data
-from glassjax.systems.saab import ffcnn, geometry, lenet, passes
+from glassjax.systems.lenet import system as lenet
+from glassjax.systems.saab import ffcnn, geometry, passes
 from glassjax.systems.saab import system as saab_system
 from glassjax.systems.saab import transform as st
 

@@ -29,7 +29,7 @@ BUILTIN = {
     "alexnet_csg": "glassjax.systems.csg.system",
     "saab_ff": "glassjax.systems.saab.system",
     "pixelhop": "glassjax.systems.pixelhop.system",
-    "lenet5": "glassjax.systems.saab.lenet",
+    "lenet5": "glassjax.systems.lenet.system",
 }
 
 _registered: dict[str, System] = {}

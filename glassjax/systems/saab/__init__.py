@@ -1,10 +1,9 @@
-"""The Saab transform and the FF-CNN (Kuo et al. 2019), with a back-propagated LeNet-5 as its reference.
+"""The Saab transform and the FF-CNN (Kuo et al. 2019); its back-propagated reference is ``glassjax.systems.lenet``.
 
   geometry   the input canvas, k x k patches, max pooling
   transform  the Saab transform: streaming statistics -> DC + AC kernels, bias, energies
   passes     streaming fit passes over a layer's input (whole windows or channel by channel)
   ffcnn      FFCNNConfig, FFCNNParams, the one-pass fit and the jittable forward pass
-  lenet      LeNet-5 in Flax, trained with optax: the reference (a System, ``lenet.SYSTEMS``)
   files      model-file helpers
   system     the registered system ``saab_ff``, save / load
 

@@ -7,14 +7,13 @@ masked out), so one fit compiles each step once.
 from __future__ import annotations
 
 import functools
-import operator
 from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glassjax.core import batching, reduction
+from glassjax.core import arrays, batching, reduction
 from glassjax.core.progress import progress
 from glassjax.systems.saab import geometry
 from glassjax.systems.saab import transform as st
@@ -24,16 +23,8 @@ __all__ = ["check_positive_int", "check_int_tuple", "padded_batches", "layer_sta
 
 
 def check_positive_int(where: str, name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int >= minimum, else a one-line ValueError naming the field."""
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: expected {name} an int >= {minimum}, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{where}: expected {name} an int >= {minimum}, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{where}: expected {name} an int >= {minimum}, got {value!r}")
-    return value
+    """``value`` as an int >= minimum (``core.arrays.as_int``)."""
+    return arrays.as_int(value, where, name, minimum)
 
 
 def check_int_tuple(where: str, name: str, value: Any, minimum: int = 1) -> tuple[int, ...]:

@@ -25,13 +25,12 @@ kernel first, bias (), energy (K,).
 from __future__ import annotations
 
 import functools
-import operator
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from glassjax.core import reduction
+from glassjax.core import arrays, reduction
 from glassjax.systems.saab import geometry
 
 __all__ = ["Saab", "init", "update", "merge", "fit", "fit_array", "norm_max", "with_bias", "apply", "layer",
@@ -82,12 +81,7 @@ merge = reduction.moments_merge
 def _check_kernels(where: str, n_kernels: Any, dim: int) -> int:
     if n_kernels is None:
         return dim
-    if isinstance(n_kernels, bool):
-        raise TypeError(f"{where}: expected an int n_kernels, got bool")
-    try:
-        n_kernels = operator.index(n_kernels)
-    except TypeError:
-        raise TypeError(f"{where}: expected an int n_kernels, got {type(n_kernels).__name__}") from None
+    n_kernels = arrays.as_int(n_kernels, where, "n_kernels")
     if not 1 <= n_kernels <= dim:
         raise ValueError(f"{where}: expected n_kernels in 1..{dim} (the DC kernel and at most {dim - 1} AC kernels "
                          f"of {dim}-dimensional patches), got {n_kernels}")
