@@ -128,10 +128,16 @@ def test_cnn_check_params():
         cnn.check_params({"conv1": params["conv1"]})
 
 
-def test_alexnet_gate_on_conv5_equals_scaling_fc6_inputs():
+@pytest.fixture(scope="module")
+def alexnet_weights():
+    """A narrow AlexNet (conv5: 13 filters) for 3 classes, drawn once: its initialisers compile slowly."""
+    return networks.ALEXNET.init(jax.random.key(0), 3, (8, 8, 1), AlexNetCSGConfig(width=0.05))
+
+
+def test_alexnet_gate_on_conv5_equals_scaling_fc6_inputs(alexnet_weights):
     """Max pooling commutes with a non-negative per-channel scale and the adaptive pool is linear, so
     gating conv5 equals scaling fc6's input rows (NHWC flatten: channel fastest) by the gate."""
-    weights = alexnet.init(jax.random.key(0), 3, width=0.05)
+    weights = alexnet_weights
     x = alexnet.preprocess(np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype(np.float32), 64)
     k = networks.channels(networks.ALEXNET, weights)
     g = np.random.default_rng(1).uniform(size=(k,)).astype(np.float32)
@@ -155,10 +161,10 @@ def test_grad_cam_of_the_small_cnn_is_cam():
     np.testing.assert_allclose(cams, want, rtol=1e-4, atol=1e-6)
 
 
-def test_grad_cam_of_alexnet_against_finite_differences():
+def test_grad_cam_of_alexnet_against_finite_differences(alexnet_weights):
     """Grad-CAM's weight of channel k is the spatial mean of d score / dA_k: shifting the whole of
     A_k by eps changes the score by eps h w times it."""
-    weights = alexnet.init(jax.random.key(1), 2, width=0.05)
+    weights = alexnet_weights
     x = alexnet.preprocess(np.random.default_rng(3).uniform(size=(1, 8, 8, 1)).astype(np.float32), 64)
     y = jnp.asarray([1])
     cams = np.asarray(jax.jit(lambda w: networks.grad_cam(networks.ALEXNET, w, x, y))(weights))
@@ -174,8 +180,11 @@ def test_grad_cam_of_alexnet_against_finite_differences():
         shift = np.zeros((1, h, w, k), np.float32)
         shift[..., c] = eps
         weight[c] = (float(score(jnp.asarray(shift))) - float(score(jnp.asarray(-shift)))) / (2 * eps) / (h * w)
-    np.testing.assert_allclose(cams[0], np.einsum("hwk,k->hw", maps[0], weight), rtol=1e-2, atol=1e-5)
-    assert cams.shape == (1, h, w) and np.asarray(logits).shape == (1, 2)
+    # Each weight carries the float32 rounding of a logit difference (~1e-4 relative): compare on
+    # the map's own scale.
+    want = np.einsum("hwk,k->hw", maps[0], weight)
+    np.testing.assert_allclose(cams[0], want, rtol=0, atol=2e-3 * np.abs(want).max())
+    assert cams.shape == (1, h, w) and np.asarray(logits).shape == (1, 3)
 
 
 # --- the schedule and the configs -----------------------------------------------------------

@@ -154,7 +154,7 @@ def test_leftovers_of_killed_writers_are_removed(tmp_path):
 # --- 4. damaged files: one line, exit 2 ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("damage", ["half", "cut10", "flip", "flip_header", "zeros", "npy"])
+@pytest.mark.parametrize("damage", ["half", "cut10", "flip", "npy_header", "zip_method", "zeros", "npy"])
 def test_damaged_model_files_are_one_line_errors(model_file, tmp_path, damage, capsys):
     raw = model_file.read_bytes()
     bad = tmp_path / "bad.npz"
@@ -162,8 +162,10 @@ def test_damaged_model_files_are_one_line_errors(model_file, tmp_path, damage, c
         bad.write_bytes(raw[: len(raw) // 2])
     elif damage == "cut10":
         bad.write_bytes(raw[:-10])
-    elif damage in ("flip", "flip_header"):
-        where = len(raw) // 2 if damage == "flip" else 40  # array data / the first member's npy header
+    elif damage in ("flip", "npy_header", "zip_method"):
+        where = {"flip": len(raw) // 2,  # array data: a bad CRC
+                 "npy_header": raw.index(b"{", raw.index(b"\x93NUMPY")),  # numpy's header parser: TokenError
+                 "zip_method": raw.index(b"PK\x01\x02") + 10}[damage]  # zipfile: NotImplementedError
         bad.write_bytes(raw[:where] + bytes([raw[where] ^ 0xFF]) + raw[where + 1:])
     elif damage == "zeros":
         bad.write_bytes(bytes(len(raw)))
@@ -172,6 +174,15 @@ def test_damaged_model_files_are_one_line_errors(model_file, tmp_path, damage, c
         bad.with_suffix(".npy").rename(bad)
     assert cli.main(["evaluate", "--model", str(bad), "--dataset", "digits", "--classes", "0,1"]) == 2
     one_line_error(capsys, str(bad))
+
+
+def test_special_files_are_not_read_as_models(tmp_path, capsys):
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)  # np.load would wait for a writer forever
+    assert cli.main(["evaluate", "--model", str(fifo), "--dataset", "digits"]) == 2
+    one_line_error(capsys, "expected a regular file, got a FIFO")
+    assert cli.main(["evaluate", "--model", str(tmp_path), "--dataset", "digits"]) == 2
+    one_line_error(capsys, "expected a regular file, got a folder")
 
 
 def test_meta_that_breaks_the_conventions_is_one_line(model_file, tmp_path, capsys):

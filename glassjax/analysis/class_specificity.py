@@ -521,9 +521,9 @@ def evaluate(fitted, dataset, *, seed: int = 0, images: int = 1000, localization
         "accuracy_transformed": accuracy["accuracy_transformed"],
         "test_group": group,
         "mis": mis(mi),
-        "mi_matrix": mi.tolist(),
+        "mi_matrix": np.round(mi, 6).tolist(),  # 1e-6 nats: far below the estimator's own noise
         "mis_images": int(x.shape[0]),
-        "filter_classes": None if gate is None else np.asarray(gate).tolist(),
+        "filter_classes": None if gate is None else np.round(np.asarray(gate, np.float64), 4).tolist(),
         "gate_density": None if gate is None else gate_density(gate),
         "localization": localization(fitted, dataset, layer=layer, images=localization_images, top=top, seed=seed),
         "detection": detection(fitted, dataset, layer=layer, gate=gate, mi_gate=mi_gate, images=detection_images,

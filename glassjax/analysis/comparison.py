@@ -26,7 +26,7 @@ import numpy as np
 
 from glassjax import systems
 from glassjax.analysis import metrics, scoring
-from glassjax.core import groups
+from glassjax.core import arrays, groups
 from glassjax.core.batching import map_batches
 from glassjax.core.progress import progress
 from glassjax.systems.protocol import System
@@ -80,6 +80,7 @@ def fit(system: str | System, dataset, *, seed: int = 0, mesh=None, **overrides)
     and ``overrides`` (config field -> value), keyed by ``jax.random.key(seed)``; ``mesh`` (default:
     every device) is the device mesh a data-parallel fit shards its batches over."""
     system = systems.get(system) if isinstance(system, str) else system
+    seed = arrays.as_seed(seed, "comparison.fit")
     config = system.configure(**overrides)
     start = time.perf_counter()
     params = system.fit(config, dataset, key=jax.random.key(seed), mesh=mesh)

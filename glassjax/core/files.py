@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_write", "write_bytes_atomic", "writable_target"]
+__all__ = ["atomic_write", "write_bytes_atomic", "writable_target", "file_kind"]
 
 _KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device",
           stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
@@ -33,6 +33,13 @@ _KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a ch
 def _host() -> str:
     # Only [A-Za-z0-9-]: the temporary name is split on dots.
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+
+
+def file_kind(mode: int) -> str:
+    """What ``os.stat(...).st_mode`` says a path is: "a regular file", "a folder", "a FIFO", ..."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return next((text for test, text in _KINDS.items() if test(mode)), "not a regular file")
 
 
 def writable_target(path: str | os.PathLike, where: str = "atomic_write", name: str = "path") -> Path:
@@ -49,8 +56,8 @@ def writable_target(path: str | os.PathLike, where: str = "atomic_write", name: 
     except NotADirectoryError:
         raise ValueError(f"{where}: expected {name} inside a folder, got {os.fspath(path)} (a parent is a file)") from None
     if mode is not None and not stat.S_ISREG(mode):
-        kind = next((text for test, text in _KINDS.items() if test(mode)), "not a regular file")
-        raise ValueError(f"{where}: expected {name} to be a regular file or a new file, got {kind}: {os.fspath(path)}")
+        raise ValueError(f"{where}: expected {name} to be a regular file or a new file, got {file_kind(mode)}: "
+                         f"{os.fspath(path)}")
     parent = target.parent
     if parent.exists() and not parent.is_dir():
         raise ValueError(f"{where}: expected {name} inside a folder, got {os.fspath(path)} ({parent} is a file)")

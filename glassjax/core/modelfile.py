@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from typing import Mapping
 
 import numpy as np
 
-from glassjax.core.files import atomic_write
+from glassjax.core.files import atomic_write, file_kind
 
 __all__ = ["write", "read", "read_system_name", "content_hash", "HASH_ENTRY"]
 
@@ -74,15 +75,17 @@ def write(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, np.ndarra
 
 def _load(path) -> dict[str, np.ndarray]:
     try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no model file at {path}") from None
+    if not stat.S_ISREG(mode):  # a FIFO would block the read, a device never end it
+        raise ValueError(f"{path} is not a glassjax model file: expected a regular file, got {file_kind(mode)}")
+    try:
         with np.load(path, allow_pickle=False) as stored:
             if not hasattr(stored, "files"):
                 raise ValueError("a single .npy array, not an .npz archive")
             return {k: stored[k] for k in stored.files}
     except _DAMAGED as err:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no model file at {path}") from None
-        if os.path.isdir(path):
-            raise ValueError(f"{path} is not a glassjax model file: expected a file, got a folder") from None
         detail = str(err).splitlines()[0] if str(err) else ""
         raise ValueError(f"{path} is not a readable glassjax model file (damaged or not an .npz archive): "
                          f"{type(err).__name__}{': ' + detail if detail else ''}") from None

@@ -110,13 +110,17 @@ def findings(result: Mapping) -> dict[str, list[str]]:
         theirs = representation[other]
         if rep is None or theirs is None:
             continue
-        text = (f"Invariance to {group.name} is exact only for its {group.order} elements: under small continuous "
-                f"rotation {title[subject]}'s {rep['layer']} changes at {rep['lie_derivative']:.2f} per radian "
-                f"(relative Lie derivative), {title[other]}'s {theirs['layer']} at {theirs['lie_derivative']:.2f}."
-                if rep["invariance_error"] < EXACT else
-                f"Under small continuous rotation {title[subject]}'s {rep['layer']} changes at "
-                f"{rep['lie_derivative']:.2f} per radian (relative Lie derivative), {title[other]}'s {theirs['layer']} "
-                f"at {theirs['lie_derivative']:.2f}.")
+        # Like with like: each system's network input rotated (Gruver et al.'s Lie derivative), the
+        # layers its classifiers read, and end to end the class probabilities of both.
+        text = ((f"Invariance to {group.name} is exact only for its {group.order} elements: under" if
+                 rep["invariance_error"] < EXACT else "Under")
+                + f" small continuous rotation of each network's own input {title[subject]}'s {rep['layer']} changes "
+                f"at {rep['lie_derivative']:.2f} per radian relative to its norm (Lie derivative), "
+                f"{title[other]}'s {theirs['layer']} at {theirs['lie_derivative']:.2f}")
+        if rep.get("e2e_lie_derivative") is not None and theirs.get("e2e_lie_derivative") is not None:
+            text += (f"; end to end their class probabilities change at {rep['e2e_lie_derivative']:.3f} and "
+                     f"{theirs['e2e_lie_derivative']:.3f} per radian")
+        text += "."
         (loses if rep["lie_derivative"] > theirs["lie_derivative"] else wins).append(text)
 
     for other in others:

@@ -27,7 +27,8 @@ figcaption { font-size: 0.9em; color: #444; } code { background: #f4f4f4; paddin
 _LAYER_COLUMNS = (
     ("name", "layer"), ("shape", "shape"), ("invariance_error", "invariance error"),
     ("equivariance_error", "equivariance error"), ("equivariance_error_identity", "equivariance floor (identity)"),
-    ("lie_derivative", "Lie derivative"), ("intra_class_distance", "intra-class distance"),
+    ("lie_derivative", "Lie derivative"), ("e2e_lie_derivative", "end-to-end Lie derivative"),
+    ("invariance_rate", "invariance rate"), ("intra_class_distance", "intra-class distance"),
     ("inter_class_distance", "inter-class distance"), ("fisher_ratio", "Fisher ratio"),
     ("linear_probe_accuracy", "linear probe accuracy"), ("ridge", "ridge"),
 )
@@ -111,8 +112,13 @@ def render_html(result: Mapping, figures: Mapping[str, bytes]) -> str:
                 "images and their orbits; 0 is exactly equivariant, 1 no better than the mean; the floor is the same "
                 "fit for the identity element, the error the fit itself leaves. The ridge column is the penalty "
                 "relative to the mean eigenvalue of the fitted Gram matrix (larger for layers wider than their fit "
-                "rows). Lie derivative (Gruver et al. 2023): relative rate of change per radian of continuous "
-                "rotation. Fisher ratio: tr S_b / tr S_w.</p>")
+                "rows). Lie derivative (Gruver et al. 2023): ||d/dt rho_out(-t) phi(rho_in(t) u)|| / ||phi(u)|| at "
+                "t = 0, per radian of continuous rotation of u, the input the system's network sees (AlexNet's: "
+                "resized and normalised), bilinear with mirror padding; a spatial layer is rotated back on its own "
+                "grid, so an exactly equivariant map scores 0, and a vector is not, so 0 means invariant. End-to-end "
+                "Lie derivative: mean over images and classes of |L softmax(scores)|, not normalised, one number per "
+                "system. Invariance rate: ||d/dt phi(rotate(x, t))|| / ||phi(x)|| of the data set's image x, zero "
+                "padding, nothing rotated back. Fisher ratio: tr S_b / tr S_w.</p>")
     scored = _scored(result["accuracy"])
     if scored:
         parts.append("<h2>Accuracy</h2>")

@@ -13,6 +13,7 @@ and are centred (x - 0.5) inside.
 """
 from __future__ import annotations
 
+import functools
 from typing import Mapping
 
 import jax
@@ -31,19 +32,26 @@ MIN_SIZE = 4  # two 2x2 poolings leave at least a 1x1 map
 
 
 def init(key: jax.Array, num_classes: int, in_channels: int, channels: int = 64) -> dict:
-    """Fresh parameters: He-normal conv kernels, LeCun-normal head, zero biases."""
+    """Fresh parameters: He-normal conv kernels, LeCun-normal head (both untruncated), zero biases."""
     if not isinstance(channels, int) or isinstance(channels, bool) or channels < 2:
         raise ValueError(f"cnn.init: expected channels an int >= 2, got {channels!r}")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"cnn.init: expected num_classes a positive int, got {num_classes!r}")
+    return _init(key, num_classes, int(in_channels), channels)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _init(key, num_classes, in_channels, channels):
+    # One compiled program: drawn eagerly, every kernel shape would compile its own random bits.
     widths = (in_channels, channels // 2, channels, channels)
     keys = jax.random.split(key, 4)
-    he, lecun = jax.nn.initializers.he_normal(), jax.nn.initializers.lecun_normal()
     params = {}
     for i, name in enumerate(CONV_NAMES):
-        params[name] = {"kernel": he(keys[i], (3, 3, widths[i], widths[i + 1]), jnp.float32),
+        # He et al. (2015): normal with variance 2 / fan_in (untruncated: far cheaper to compile).
+        std = np.sqrt(2.0 / (9 * widths[i]))
+        params[name] = {"kernel": std * jax.random.normal(keys[i], (3, 3, widths[i], widths[i + 1]), jnp.float32),
                         "bias": jnp.zeros((widths[i + 1],), jnp.float32)}
-    params["fc"] = {"kernel": lecun(keys[3], (channels, num_classes), jnp.float32),
+    params["fc"] = {"kernel": np.sqrt(1.0 / channels) * jax.random.normal(keys[3], (channels, num_classes), jnp.float32),
                     "bias": jnp.zeros((num_classes,), jnp.float32)}
     return params
 

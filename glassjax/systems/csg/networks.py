@@ -8,6 +8,7 @@ exactly the AlexNet forward pass with conv5 multiplied by the gate before its ma
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import flax.linen as nn
@@ -71,8 +72,14 @@ CNN = Network(
 )
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _alexnet_weights(key, num_classes, width):
+    # One compiled program: drawn eagerly, every kernel shape would compile its own random bits.
+    return alexnet.init(key, num_classes, width=width)
+
+
 def _alexnet_init(key, num_classes, image_shape, config):
-    return alexnet.init(key, num_classes, width=float(config.width))
+    return _alexnet_weights(key, int(num_classes), float(config.width))
 
 
 def _alexnet_run(weights, x, change, train, key):
