@@ -9,7 +9,9 @@ augmentation), on lfw_faces under D4:
   equivariance error Lenc-Vedaldi residual of the best linear map M_g (fitted on the train
                      images and their orbit, measured on test images; 0 exact, 1 no better
                      than the mean), mean over g != e; the identity's value is the fit's floor;
-  Lie derivative     along continuous rotation (jax.jvp);
+  invariance rate    ||d/dt phi(rot_t x)|| / ||phi(x)|| along continuous rotation (jax.jvp; what
+                     glassjax called the Lie derivative before);
+  Lie derivative     Gruver et al.'s: the network's own input rotated, spatial maps rotated back;
   Fisher ratio and linear-probe accuracy of the layer.
 
 Command:   python experiments/equivariance.py --out results/equivariance
@@ -18,7 +20,7 @@ Expected:  glass-box invariant and PCA layers: invariance error 0 (to float prec
            orbit layer: equivariance error ~0; AlexNet: invariance errors well above 0 in
            every layer, equivariance errors between the floor and 1, growing with depth;
            D4 augmentation lowers AlexNet's invariance error in the late layers but not to 0;
-           the glass-box's Lie derivative (continuous rotation) is larger than AlexNet's.
+           the glass-box's invariance rate (continuous rotation) is larger than AlexNet's.
 """
 from __future__ import annotations
 
@@ -34,12 +36,13 @@ from glassjax.systems import alexnet  # noqa: E402
 from glassjax.analysis import comparison  # noqa: E402
 from glassjax import data  # noqa: E402
 
-COLUMNS = ["layer", "invariance", "equivariance", "eq. floor", "Lie deriv.", "Fisher", "probe acc."]
+COLUMNS = ["layer", "invariance", "equivariance", "eq. floor", "inv. rate", "Lie deriv.", "Fisher", "probe acc."]
 
 
 def rows_for_table(rows: list[dict]) -> list[dict]:
     return [{"layer": r["name"], "invariance": r["invariance_error"], "equivariance": r["equivariance_error"],
-             "eq. floor": r["equivariance_error_identity"], "Lie deriv.": r["lie_derivative"], "Fisher": r["fisher_ratio"],
+             "eq. floor": r["equivariance_error_identity"], "inv. rate": r["invariance_rate"],
+             "Lie deriv.": r["lie_derivative"], "Fisher": r["fisher_ratio"],
              "probe acc.": r.get("linear_probe_accuracy", float("nan"))} for r in rows]
 
 

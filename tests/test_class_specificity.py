@@ -146,7 +146,7 @@ def test_glassbox_filter_classes_are_its_filters_classes(tiny):
     for name in ("patches", "prototypes"):  # both banks: patch filters, then class prototypes
         bank = getattr(fitted.params, name)
         for f in range(bank.filters.shape[0]):
-            zeroed = eqx.tree_at(lambda p: getattr(p, name), fitted.params,
+            zeroed = eqx.tree_at(lambda p, name=name: getattr(p, name), fitted.params,
                                  bank._replace(filters=bank.filters.at[f].set(0)))
             changed = np.flatnonzero(np.any(np.asarray(respond(zeroed, tiny.x_test[:8])) != base, axis=0))
             assert changed.size and np.all(onehot[changed].argmax(axis=1) == int(bank.classes[f]))

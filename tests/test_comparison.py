@@ -37,6 +37,12 @@ def model(dataset):
 
 
 @pytest.fixture(scope="module")
+def invariant(dataset):
+    """The invariant glass-box, as small."""
+    return comparison.fit("glassbox", dataset, seed=0, filters_per_class=4, pool_dim=4, components=6, classifier="ridge")
+
+
+@pytest.fixture(scope="module")
 def compared(dataset, model):
     """The glass-box's rows and scores (AlexNet's rows beside them: tests/test_cli_compare.py).
 
@@ -80,8 +86,13 @@ def test_accuracy_per_model(compared, dataset):
         assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["accuracy_transformed"] <= 1.0
         assert np.asarray(scores["confusion"]).sum() == len(dataset.y_test)
         assert np.asarray(scores["confusion_transformed"]).sum() == len(dataset.y_test)
-    # Exactly invariant to D4, so a half turn never changes the glass-box's prediction.
+
+
+def test_an_invariant_system_never_changes_its_mind_under_a_half_turn(dataset, invariant):
+    compared = comparison.run(dataset, {"glassbox": invariant}, images=12)
+    # Exactly invariant to D4, so a half turn never changes the invariant glass-box's prediction.
     assert compared["accuracy"]["glassbox"]["turned_changed"] == 0
+    assert compared["accuracy"]["glassbox"]["accuracy"] == compared["accuracy"]["glassbox"]["accuracy_transformed"]
 
 
 def test_layer_ridge_scales_only_underdetermined_layers():
@@ -106,7 +117,7 @@ def test_feature_sets(dataset, cnn):
         comparison.combine(features, features)
 
 
-def test_glassbox_features_in_depth_order(dataset, model):
+def test_glassbox_features_in_depth_order(dataset, model, invariant):
     default = comparison.system_features(model, (12, 12, 1), prefix="gb")
     assert default.names == ("gb_response", "gb_orbit", "gb_invariant", "gb_representation", "gb_pca")
     shapes = jax.eval_shape(default.fn, jax.ShapeDtypeStruct((2, 12, 12, 1), np.float32))
@@ -118,8 +129,6 @@ def test_glassbox_features_in_depth_order(dataset, model):
     np.testing.assert_allclose(out["gb_representation"], glassbox.represent(model.params, x), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["gb_pca"], glassbox.transform(model.params, x), rtol=1e-5, atol=1e-5)
     # The invariant model reads its invariant layer, and has no separate "representation" layer.
-    invariant = comparison.fit("glassbox", dataset, seed=0, filters_per_class=4, pool_dim=4, components=6,
-                               classifier="ridge")
     assert "gb_representation" not in comparison.system_features(invariant, (12, 12, 1), prefix="gb").names
     assert invariant.system.representation(invariant.params) == "invariant"
 

@@ -223,7 +223,7 @@ def test_alexnet_config_errors():
 
 
 def test_training_history_and_gate_invariants(trained):
-    config, (weights, gate, history) = trained
+    _, (_, gate, history) = trained
     assert [row["path"] for row in history] == ["standard", "csg", "standard"]
     g = np.asarray(gate)
     assert g.shape == (8, 3) and g.min() >= 0 and np.all(g.max(axis=1) == 1)  # renormalised after every CSG step
@@ -234,7 +234,7 @@ def test_training_history_and_gate_invariants(trained):
 
 
 def test_training_is_bit_reproducible_and_gates_off_is_the_same_network(tiny, trained):
-    config, (weights, gate, history) = trained
+    config, (weights, gate, _) = trained
     one = parallel.make_mesh(jax.devices()[:1])
     again = training.train(config, tiny, key=jax.random.key(3), mesh=one)
     jax.tree.map(np.testing.assert_array_equal, (weights, gate), again[:2])

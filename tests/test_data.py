@@ -48,7 +48,8 @@ def test_lfw_is_faces_then_non_faces():
     (np.zeros((4, 4), np.float32), ValueError, r"expected images of shape \(N, H, W\)"),
     (np.full((2, 4, 4), 2.0, np.float32), ValueError, r"in \[0, 1\]"),
     (np.zeros((2, 4, 4), np.int64), TypeError, "expected floating-point or uint8 images, got dtype int64"),
-    ([[0.0]], TypeError, "expected a numpy or JAX array"),
+    ([[0.0]], ValueError, r"expected images as an array \(N, H, W\[, C\]\) or a list of \(H, W\[, C\]\) arrays"),
+    ("abc", TypeError, "expected a numpy or JAX array"),
 ])
 def test_bad_images_raise(bad, exc, match):
     with pytest.raises(exc, match=match):

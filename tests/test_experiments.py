@@ -20,6 +20,7 @@ SCRIPTS = {
     "accuracy": ["accuracy.json", "accuracy_pairs.png", "accuracy_confusion.png"],
     "sensitivity": ["sensitivity.json", "sensitivity.png"],
     "ablations": ["ablations.json", "ablations.png"],
+    "lie_derivative": ["lie_derivative.json"],
 }
 EXTRA_ARGS = {"sensitivity": ["--datasets", "lfw_faces"]}
 

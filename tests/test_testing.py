@@ -79,10 +79,30 @@ def test_assert_equivariant():
         assert_equivariant(generic_map, "d4", X, act_output=act_maps)
 
 
+def mass_and_tilt(x):
+    """(N, 2): total mass (flip-invariant) and its left-right moment (the flip negates it)."""
+    w = jnp.arange(x.shape[2], dtype=x.dtype) - (x.shape[2] - 1) / 2
+    return jnp.stack([jnp.sum(x, axis=(1, 2, 3)), jnp.einsum("nhwc,w->n", x, w)], axis=-1)
+
+
+def test_assert_equivariant_accepts_a_feature_action():
+    action = lambda g: np.diag([1.0, -1.0 if g else 1.0])  # noqa: E731  the flip acts by diag(1, -1)
+    assert_equivariant(mass_and_tilt, "flip", X, feature_action=action, atol=1e-5)
+    assert_equivariant(mass_and_tilt, "flip", X, feature_action=np.stack([action(0), action(1)]), atol=1e-5)
+    with pytest.raises(AssertionError, match=r"mass_and_tilt is not equivariant under group 'flip': worst element g=1"):
+        assert_equivariant(mass_and_tilt, "flip", X, feature_action=lambda g: np.eye(2), atol=1e-5)
+    with pytest.raises(TypeError, match="expected exactly one of act_output"):
+        assert_equivariant(mass_and_tilt, "flip", X, act_output=act_maps, feature_action=action)
+    with pytest.raises(ValueError, match=r"expected feature_action\(0\) of shape \(2, 2\)"):
+        assert_equivariant(mass_and_tilt, "flip", X, feature_action=lambda g: np.eye(3))
+
+
 def test_assert_helpers_reject_bad_input():
     with pytest.raises(ValueError, match="needs square images"):
         assert_invariant(symmetric_map, "d4", jnp.zeros((2, 6, 4, 2)))
     with pytest.raises(ValueError, match="expected rtol >= 0"):
         assert_invariant(symmetric_map, "d4", X, rtol=-1.0)
     with pytest.raises(TypeError, match="expected a callable act_output"):
-        assert_equivariant(symmetric_map, "d4", X, act_output=None)
+        assert_equivariant(symmetric_map, "d4", X, act_output="rot90")
+    with pytest.raises(TypeError, match="expected exactly one of act_output"):
+        assert_equivariant(symmetric_map, "d4", X)

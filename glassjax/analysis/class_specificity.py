@@ -66,7 +66,7 @@ FACE_ELLIPSE = (0.42, 0.32)  # semi-axes as fractions of H (vertical) and W (hor
 
 
 def _layer_shapes(fitted, image_shape) -> dict:
-    return comparison.layer_shapes(fitted, image_shape)
+    return comparison.layer_shapes(fitted, image_shape)  # layer -> ShapeDtypeStruct, in depth order
 
 
 def filter_layer(fitted, image_shape: Sequence[int]) -> str:
@@ -497,7 +497,8 @@ def _history(fitted) -> list[dict] | None:
 def evaluate(fitted, dataset, *, seed: int = 0, images: int = 1000, localization_images: int = 300,
              detection_images: int = 500, eps: float | None = None, top: int = 5) -> dict:
     """Every class-specificity number of one fitted system on ``dataset``: accuracy (clean and
-    under the robustness group), MIS and its MI matrix on the filter layer, the filter classes
+    under the robustness group), MIS and its MI matrix on the filter layer (test images; ``mis_train``
+    on at most ``images`` train images, steadier where the test set is small), the filter classes
     and their density, localization, detection and, for CSG systems, the per-epoch accuracy with
     the gate off and on."""
     image_shape = dataset.x_test.shape[1:]
@@ -521,6 +522,7 @@ def evaluate(fitted, dataset, *, seed: int = 0, images: int = 1000, localization
         "accuracy_transformed": accuracy["accuracy_transformed"],
         "test_group": group,
         "mis": mis(mi),
+        "mis_train": mis(mi_train),
         "mi_matrix": np.round(mi, 6).tolist(),  # 1e-6 nats: far below the estimator's own noise
         "mis_images": int(x.shape[0]),
         "filter_classes": None if gate is None else np.round(np.asarray(gate, np.float64), 4).tolist(),
@@ -552,7 +554,7 @@ def headline(result: Mapping) -> dict:
     loc = result.get("localization") or {}
     auc = _pgd(result, "auc_gate")
     return {"accuracy": result["accuracy"], "accuracy_transformed": result["accuracy_transformed"], "mis": result["mis"],
-            "gate_density": result["gate_density"], "localization_ap": loc.get("gradient_ap"),
+            "mis_train": result.get("mis_train"), "gate_density": result["gate_density"], "localization_ap": loc.get("gradient_ap"),
             "localization_cam_ap": loc.get("cam_ap"), "detection_auc": auc if auc is not None else _pgd(result, "auc_mi"),
             "detection_auc_logistic": _pgd(result, "auc_logistic")}
 
@@ -571,14 +573,18 @@ def table_rows(section: Mapping) -> list[dict]:
     for name, s in section["systems"].items():
         loc, det = s.get("localization") or {}, s.get("detection") or {}
         row = {"system": name, "layer": s["layer"], "filters": s["filters"], "accuracy": s["accuracy"],
-               "accuracy_transformed": s["accuracy_transformed"], "mis": s["mis"], "gate_density": s["gate_density"],
-               "gradient_ap": loc.get("gradient_ap"), "cam_ap": loc.get("cam_ap")}
+               "accuracy_transformed": s["accuracy_transformed"], "mis": s["mis"], "mis_train": s.get("mis_train"),
+               "gate_density": s["gate_density"],
+               "gradient_iou": loc.get("gradient_iou"), "gradient_ap": loc.get("gradient_ap"),
+               "cam_iou": loc.get("cam_iou"), "cam_ap": loc.get("cam_ap")}
         for attack in ("fgsm", "pgd"):
             a = det.get(attack) or {}
             row[f"{attack}_success"] = a.get("success_rate")
             row[f"{attack}_auc_gate"] = a.get("auc_gate")
             row[f"{attack}_auc_mi"] = a.get("auc_mi")
             row[f"{attack}_auc_logistic"] = a.get("auc_logistic")
+            # r(x) with the system's own filter classes where it has them, else the MI one-hot.
+            row[f"{attack}_auc_r"] = a.get("auc_gate") if a.get("auc_gate") is not None else a.get("auc_mi")
         rows.append(row)
     return rows
 
@@ -617,7 +623,8 @@ def matrix_figure(section: Mapping, *, max_filters: int = 256) -> bytes:
         if order.size > max_filters:
             order = order[np.linspace(0, order.size - 1, max_filters).round().astype(int)]
         im = ax_mi.imshow(mi[:, order], aspect="auto", cmap="viridis", interpolation="nearest")
-        ax_mi.set_title(f"{s['title']} ({s['layer']}): MI, MIS {s['mis']:.3f}", fontsize=9)
+        shown = "" if order.size == mi.shape[1] else f", {order.size} of {mi.shape[1]} filters shown"
+        ax_mi.set_title(f"{name} ({s['layer']}): MI[c, k], MIS {s['mis']:.3f}{shown}", fontsize=9)
         ax_mi.set_yticks(range(len(classes)), classes, fontsize=7)
         ax_mi.set_xlabel("filter (grouped by class)", fontsize=8)
         fig.colorbar(im, ax=ax_mi, fraction=0.04)
@@ -636,7 +643,7 @@ def matrix_figure(section: Mapping, *, max_filters: int = 256) -> bytes:
 def leakage_figure(section: Mapping) -> bytes | None:
     """Test accuracy per epoch with the gate off (solid) and with the true label's gate on
     (dashed) for every system with a training history; CSG epochs shaded. None if none has one."""
-    curves = [(s["title"], s["history"]) for s in section["systems"].values() if s.get("history")]
+    curves = [(name, s["history"]) for name, s in section["systems"].items() if s.get("history")]
     if not curves:
         return None
     fig = _figure(7, 3.2)
@@ -664,16 +671,18 @@ def leakage_figure(section: Mapping) -> bytes | None:
 def summary_figure(section: Mapping) -> bytes:
     """MIS, localization APs and detection AUCs side by side for every system."""
     rows = table_rows(section)
-    panels = [("mis", "MIS (nats)"), ("gradient_ap", "gradient-map AP@0.2"), ("cam_ap", "CAM AP@0.3"),
-              ("fgsm_auc_gate", "FGSM detection AUC, r(x)"), ("pgd_auc_gate", "PGD detection AUC, r(x)"),
+    panels = [("mis", "MIS (nats)"), ("gradient_iou", "gradient-map IoU"), ("gradient_ap", "gradient-map AP@0.2"),
+              ("cam_iou", "CAM IoU"), ("cam_ap", "CAM AP@0.3"), ("pgd_auc_r", "PGD detection AUC, r(x)"),
               ("pgd_auc_logistic", "PGD detection AUC, logistic")]
-    fig = _figure(12, 2.6)
+    fig = _figure(14, 2.8)
     axes = fig.subplots(1, len(panels))
     names = [r["system"] for r in rows]
     for ax, (key, title) in zip(axes, panels):
         values = [np.nan if r.get(key) is None else r[key] for r in rows]
         ax.bar(range(len(rows)), values, color="#2166ac")
         ax.set_xticks(range(len(rows)), names, rotation=60, ha="right", fontsize=7)
+        if "auc" in key:
+            ax.axhline(0.5, color="#888888", linewidth=0.8, linestyle=":")  # chance
         ax.set_title(title, fontsize=8)
     return _png(fig)
 

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent.parent
-COMMANDS = ("datasets", "systems", "fit", "evaluate", "train_alexnet", "equivariance", "compare", "bench")
+COMMANDS = ("datasets", "systems", "fit", "evaluate", "train_alexnet", "train_csg", "equivariance", "compare", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     summary.update(train_seconds=fitted["csg"].fit_seconds, train_seconds_standard=fitted["standard"].fit_seconds)
     print(f"{dataset.name}: {name}, {config.epochs} epochs, CSG epochs {[e + 1 for e in config.csg_epochs()]}")
     for label in ("csg", "standard"):
-        r, suffix = results[label], "" if label == "csg" else "_standard"
+        suffix = "" if label == "csg" else "_standard"
         print(f"{label:>8}: accuracy {summary['accuracy' + suffix]:.4f} (gate off), MIS {summary['mis' + suffix]:.4f}, "
               f"localization AP {summary['localization_ap' + suffix]}, PGD detection AUC "
               f"{summary['detection_auc' + suffix]}, trained in {fitted[label].fit_seconds:.1f} s")

@@ -10,6 +10,12 @@ plain ``jax.lax.psum`` of the state is the merge.
 
 ``fit_pca`` is exact (eigh) or, given a key, randomized for very wide features.
 
+Rows on which a group acts by permuting a group axis (``Layout``) get symmetry-adapted
+statistics and solvers that keep the reduction equivariant (the last section):
+
+    s = symmetric_moments_init(layout); s = symmetric_moments_update(s, layout, x_batch, mask)
+    pca, blocks = fit_symmetric_pca(s, layout, K)   # = the PCA of the rows moved by every element
+
 Precision: the covariance is E[x x^T] - m m^T, and in float32 that difference loses digits
 when the features have a large mean (pixels in [0, 1] have mean near 0.5). The sums are
 therefore taken around a reference point ``c`` near the mean: sum (x - c), sum (x - c)(x - c)^T.
@@ -27,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glassjax.core import arrays
+from glassjax.core import arrays, groups, irreps
 
 __all__ = [
     "Moments",
@@ -46,7 +52,7 @@ __all__ = [
     "fit_lda",
     "project",
     "float64",
-    "STATS_DTYPE",
+    "stats_dtype",
     "Layout",
     "irrep_rows",
     "SymmetricMoments",
@@ -226,17 +232,20 @@ def _accumulate(m: Moments, x: jax.Array, w: jax.Array) -> tuple[Moments, jax.Ar
 
 # float64 products cost 2-3x float32 ones on CPUs: wide float64 Gram matrices are computed as their
 # upper triangle of blocks of about this many features, mirrored (about 3/5 of the work).
-_GRAM_BLOCK = 512
+_GRAM_BLOCK = 256
 
 
 def _gram(wx: jax.Array, xc: jax.Array) -> jax.Array:
-    """wx^T xc (D, D) for wx = w * xc (so symmetric); float64 and wide: upper block triangle, mirrored."""
+    """wx^T xc (D, D) for wx = w * xc (so symmetric); float64 and wide: upper block triangle, mirrored
+    (exactly symmetric)."""
     d = xc.shape[1]
     if xc.dtype != jnp.float64 or d < 2 * _GRAM_BLOCK:
         return _dot(wx.T, xc)
     edges = np.linspace(0, d, -(-d // _GRAM_BLOCK) + 1).astype(int)
     parts = list(zip(edges[:-1], edges[1:]))
     upper = {(i, j): _dot(wx[:, a:b].T, xc[:, c:e]) for i, (a, b) in enumerate(parts) for j, (c, e) in enumerate(parts) if j >= i}
+    for i in range(len(parts)):  # a diagonal block is symmetric only up to the product's rounding: make it exact
+        upper[(i, i)] = 0.5 * (upper[(i, i)] + upper[(i, i)].T)
     rows = [jnp.concatenate([upper[(i, j)] if j >= i else upper[(j, i)].T for j in range(len(parts))], axis=1) for i in range(len(parts))]
     return jnp.concatenate(rows, axis=0)
 
@@ -595,8 +604,8 @@ def project(reducer: PCA | LDA, x: Any) -> jax.Array:
 # data), and its eigen-problems are solved per isotypic component of the group's real irreps
 # (``glassjax.core.irreps``). Components are kept or cut in whole irrep blocks, each with a
 # canonical basis, so every element acts on the output features by a fixed block-diagonal
-# matrix (``irreps.action``). Statistics are float64 (``STATS_DTYPE``; enable it with
-# ``float64()``), eigen-problems float64 numpy on the host.
+# matrix (``irreps.action``). Statistics are float64 (``stats_dtype()``; made and updated under
+# ``float64()``), the small per-irrep eigen-problems float64 too.
 
 
 def float64():
@@ -604,9 +613,13 @@ def float64():
     return jax.enable_x64(True)
 
 
-# float64 sums make the statistics the same, to ~1e-15, whatever the batch size and device count
-# that summed them; TPUs emulate float64 slowly, so there the statistics stay float32.
-STATS_DTYPE = jnp.float32 if jax.default_backend() == "tpu" else jnp.float64
+def stats_dtype() -> np.dtype:
+    """The dtype of streaming statistics that must not depend on how the rows were batched:
+    float64, whose sums are the same to ~1e-15 whatever the batch size and device count that
+    summed them; float32 on TPUs, which emulate float64 slowly (there a fit is reproducible only
+    to float32 rounding). Asked at fit time, so importing glassjax initialises no backend."""
+    return np.dtype(np.float32 if jax.default_backend() == "tpu" else np.float64)
+
 
 # The sign (or complex phase) rule's pivot is the first entry within this relative distance of
 # the largest magnitude: entries equal up to float64 noise resolve to the lower index.
@@ -627,16 +640,12 @@ class Layout(NamedTuple):
         return self.invariant + _group(self.group).order * self.channels
 
 
-def _group(spec):
-    from glassjax.core import groups
-
+def _group(spec) -> groups.Group:
     return groups.get(spec)
 
 
 def _irrep_tables(layout: Layout):
     """(irreps, regular basis, multiplicities M per irrep) of a layout."""
-    from glassjax.core import irreps
-
     group = _group(layout.group)
     table, basis = irreps.irreps(group), irreps.regular_basis(group)
     mult = [rho.copies * layout.channels + (layout.invariant if r == 0 else 0) for r, rho in enumerate(table)]
@@ -677,8 +686,8 @@ class SymmetricMoments(NamedTuple):
 
 
 def symmetric_moments_init(layout: Layout, dtype: Any = None) -> SymmetricMoments:
-    """Empty symmetric moments for rows of ``layout`` (``dtype`` default STATS_DTYPE; float64 needs ``float64()``)."""
-    dtype = _float_dtype("symmetric_moments_init", STATS_DTYPE if dtype is None else dtype)
+    """Empty symmetric moments for rows of ``layout`` (``dtype`` default ``stats_dtype()``; float64 needs ``float64()``)."""
+    dtype = _float_dtype("symmetric_moments_init", stats_dtype() if dtype is None else dtype)
     table, _, mult = _irrep_tables(layout)
     second = tuple(jnp.zeros((m, m), dtype) for m in mult[1:])
     twist = tuple(jnp.zeros((m, m) if rho.kind == "complex" else (0, 0), dtype) for rho, m in zip(table[1:], mult[1:]))
@@ -781,17 +790,28 @@ def _canonical(v: np.ndarray) -> np.ndarray:
     return v * (np.conj(v[pivot]) / mag[pivot]) if mag[pivot] > 0 else v
 
 
+@jax.jit
+def _eigh_device(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jnp.linalg.eigh(a)
+
+
+def _eigh(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """eigh of a float64 (or complex128) host matrix, by XLA's solver under ``float64()``: numpy's
+    threaded LAPACK beside XLA's busy thread pool ran 5-10x slower on the project's CPUs."""
+    w, v = _eigh_device(jnp.asarray(0.5 * (a + a.conj().T)))
+    return np.asarray(w), np.asarray(v)
+
+
 def _eigh_desc(a: np.ndarray, top: int, rng: np.random.Generator | None = None, oversample: int = 10, iterations: int = 4):
     """The ``top`` largest eigenpairs (values (t,), vectors (M, t)) of a symmetric / Hermitian a,
     descending; with ``rng``, by subspace iteration (for wide real blocks) instead of eigh."""
-    a = 0.5 * (a + a.conj().T)
     if rng is None or np.iscomplexobj(a):
-        w, v = np.linalg.eigh(a)
+        w, v = _eigh(a)
         return w[::-1][:top], v[:, ::-1][:, :top]
     q = np.linalg.qr(a @ rng.standard_normal((a.shape[0], min(top + oversample, a.shape[0]))))[0]
     for _ in range(iterations):
         q = np.linalg.qr(a @ q)[0]
-    w, u = np.linalg.eigh(q.T @ a @ q)
+    w, u = _eigh(q.T @ a @ q)
     return w[::-1][:top], (q @ u)[:, ::-1][:, :top]
 
 
@@ -892,8 +912,22 @@ def fit_symmetric_pca(
     ``n_components`` features, in whole blocks of largest variance. Signs and phases: ``_canonical``.
     Whitening scales a block as a whole (every feature of a block has its variance), so the group
     still acts by the irrep's orthogonal matrices. With ``key``, real blocks wider than
-    ``randomized_above`` use subspace iteration.
+    ``randomized_above`` use subspace iteration. Returns float32 (PCA, Blocks).
     """
+    with float64():
+        return _fit_symmetric_pca_impl(stats, layout, n_components, whiten=whiten, key=key, randomized_above=randomized_above)
+
+
+def _fit_symmetric_pca_impl(
+    stats: SymmetricMoments,
+    layout: Layout,
+    n_components: int,
+    *,
+    whiten: bool = False,
+    key: jax.Array | None = None,
+    randomized_above: int | None = None,
+) -> tuple[PCA, Blocks]:
+    """fit_symmetric_pca, under float64()."""
     layout = _check_symmetric("fit_symmetric_pca", layout, stats.trivial.count, stats.trivial.outer, *stats.second)
     table, _, mult = _irrep_tables(layout)
     k = _n_components("fit_symmetric_pca", n_components, layout.dim, "the feature dimension")
@@ -923,7 +957,7 @@ def fit_symmetric_pca(
 
 def _inverse_sqrt_host(a: np.ndarray) -> np.ndarray:
     """W with W^H a W = I for a Hermitian PSD a, eigenvalues floored at float64 eigh's resolution."""
-    e, u = np.linalg.eigh(0.5 * (a + a.conj().T))
+    e, u = _eigh(a)
     floor = np.finfo(np.float64).eps * max(np.max(np.abs(e)), np.finfo(np.float64).tiny)
     return u / np.sqrt(np.maximum(e, 0) + floor)[None, :]
 
@@ -938,8 +972,16 @@ def fit_symmetric_lda(
     are the group averages of the data's (around the symmetric mean), shrunk alike. For an
     invariant layout this is the plain LDA. The generalized eigen-problem is solved per isotypic
     component; at most ``n_components`` features in whole blocks of largest discriminant ratio,
-    each feature with unit within-class variance.
+    each feature with unit within-class variance. Returns float32 (LDA, Blocks).
     """
+    with float64():
+        return _fit_symmetric_lda_impl(stats, layout, n_components, shrinkage=shrinkage)
+
+
+def _fit_symmetric_lda_impl(
+    stats: SymmetricScatter, layout: Layout, n_components: int, *, shrinkage: float | None = None
+) -> tuple[LDA, Blocks]:
+    """fit_symmetric_lda, under float64()."""
     m = stats.moments
     layout = _check_symmetric("fit_symmetric_lda", layout, m.trivial.count, m.trivial.outer, stats.class_total, *m.second)
     table, _, mult = _irrep_tables(layout)

@@ -264,7 +264,7 @@ def fit(
         stats = parallel.replicate(mesh, reduction.scatter_init(row_dim(rows, params), num_classes))
         return _accumulate(stats, stream, params, static, desc, rows=rows, update=_scatter_update, wide=False)
 
-    moments = stats_pass("orbit", banks, lambda: reduction.moments_init(row_dim("orbit", banks), reduction.STATS_DTYPE),
+    moments = stats_pass("orbit", banks, lambda: reduction.moments_init(row_dim("orbit", banks), reduction.stats_dtype()),
                          _moments_update, "fit: orbit")
     response_dim = moments.total.shape[0]
     proj_dim = min(max(config.pool_dim, config.orbit_dim), response_dim, n * group.order - 1)
@@ -273,7 +273,7 @@ def fit(
         projection = rep.fit_orbit_projection(moments, proj_dim, key=key)
     layout = _layout(config, group, row_dim("representation", (banks, projection)), proj_dim)
     if config.reduction == "lda":
-        init = functools.partial(reduction.symmetric_scatter_init, layout, num_classes, reduction.STATS_DTYPE)
+        init = functools.partial(reduction.symmetric_scatter_init, layout, num_classes, reduction.stats_dtype())
         stats = stats_pass("representation", (banks, projection), init, _symmetric_scatter_update, "fit: LDA", layout)
         # With a group axis, each (class, element) pair is a class of the symmetrised statistics.
         classes = num_classes * (group.order if layout.channels else 1)
@@ -281,7 +281,7 @@ def fit(
         with reduction.float64():
             reducer, blocks = reduction.fit_symmetric_lda(stats, layout, k, shrinkage=LDA_SHRINKAGE)
     else:
-        init = functools.partial(reduction.symmetric_moments_init, layout, reduction.STATS_DTYPE)
+        init = functools.partial(reduction.symmetric_moments_init, layout, reduction.stats_dtype())
         stats = stats_pass("representation", (banks, projection), init, _symmetric_update, "fit: PCA", layout)
         k = min(config.components, layout.dim, n - 1)
         with reduction.float64():
