@@ -88,7 +88,10 @@ def test_parameters_are_stored_as_given_and_checked_by_fit(digits):
         model.fit(x, y)
     model.set_params(representation="both")
     assert model.config.poolings == ("mean", "max") and model.config.representation == "both"
-    with pytest.raises(ValueError, match="expected seed an int, got 1.5"):
+    for seed, kind in ((2**70, ValueError), (-1, ValueError), ("abc", TypeError)):
+        with pytest.raises(kind, match=r"GlassBox: expected seed an int in 0\.\.4294967295"):
+            GlassBox(seed=seed).fit(x, y)
+    with pytest.raises(TypeError, match="expected seed an int in 0..4294967295, got 1.5"):
         model.fit(x, y)
     assert not hasattr(model, "params_")
     with pytest.raises(ValueError, match="unknown group"):

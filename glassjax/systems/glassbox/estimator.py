@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import type_of_target
 
 from glassjax import data
-from glassjax.core import parallel
+from glassjax.core import arrays, parallel
 from glassjax.core.batching import map_batches
 from glassjax.data import sources as streaming
 from glassjax.systems.glassbox.config import GlassBoxConfig
@@ -109,10 +109,9 @@ class GlassBox(ClassifierMixin, BaseEstimator):
         """
         start = time.perf_counter()
         config = self.config
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise ValueError(f"GlassBox: expected seed an int, got {self.seed!r}")
+        seed = arrays.as_seed(self.seed, "GlassBox")  # the one seed rule, as the CLI's --seed
         mesh = parallel.make_mesh(self.devices)
-        key = jax.random.PRNGKey(int(self.seed))
+        key = jax.random.PRNGKey(seed)
         if streaming.is_source(x):
             params = fit(config, x, y, key=key, class_names=class_names, mesh=mesh)
             classes = np.arange(params.num_classes, dtype=np.int32)
