@@ -8,7 +8,8 @@ The glass-box (group D4, default settings, logistic classifier) with representat
                    issue measured 26.5% for equivariant and 29.3% for both before this change);
   composition      max |M_a M_b - M_(ab)| and max |M_g^T M_g - I| over all elements;
   reproducibility  1, 2 and 8 (emulated) devices x batch 64, 256 and the whole set: max |f - f_1,64| /
-                   max |f_1,64| on the test features, and whether every prediction is the same;
+                   max |f_1,64| on the test features, and whether every prediction is the same (the
+                   issue measured 1.5, 1.2 and 3.8e-3 for equivariant, both and invariant before);
   accuracy         clean test accuracy and fit seconds (first fit, compile included) on the
                    data sets given, with the irrep blocks layer 2 keeps.
 
@@ -107,6 +108,7 @@ def main(argv=None) -> dict:
     for representation in REPRESENTATIONS:
         model, scores = _common.fit_scored(digits, seed=args.seed, representation=representation, devices=one)
         result["law"][representation] = law(model, digits.x_train[:300], digits.x_test[:200])
+    for representation in ("invariant",) + REPRESENTATIONS:
         result["reproducibility"][representation] = reproducibility(digits, representation, seed=args.seed, quick=args.quick)
     for name in args.datasets:
         dataset = digits if name == "digits" else data.load(name, seed=args.seed)
@@ -117,10 +119,14 @@ def main(argv=None) -> dict:
             result["accuracy"].append({"dataset": name, "representation": representation, "accuracy": scores["accuracy"],
                                        "fit_seconds": scores["fit_seconds"], "components": int(model.params_.pca.components.shape[0]),
                                        "irrep_blocks": glassbox.irrep_summary(model.params_)})
-    rows = [{"representation": r, "worst law": max(v["stated_law"]), "worst best-map": max(v["best_linear_map"][1:]),
-             "composition": v["composition"], "devices x batch": result["reproducibility"][r]["worst"],
-             "same predictions": result["reproducibility"][r]["all_same_predictions"]} for r, v in result["law"].items()]
-    _common.table(rows, list(rows[0]), title="digits: law, composition, reproducibility")
+    rows = [{"representation": r, "devices x batch": v["worst"], "same predictions": v["all_same_predictions"]}
+            for r, v in result["reproducibility"].items()]
+    for row in rows:
+        if row["representation"] in result["law"]:
+            v = result["law"][row["representation"]]
+            row.update({"worst law": max(v["stated_law"]), "worst best-map": max(v["best_linear_map"][1:]), "composition": v["composition"]})
+    _common.table(rows, ["representation", "worst law", "worst best-map", "composition", "devices x batch", "same predictions"],
+                  title="digits: law, composition, reproducibility")
     _common.table(result["accuracy"], ["dataset", "representation", "accuracy", "fit_seconds", "components"], title="accuracy")
     return _common.finish(clock, args.out, result, "symmetry.json", figure(result), "symmetry.png")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import digamma
 
-from glassjax import data
+from glassjax import data, report
 from glassjax.analysis import class_specificity as cs
 from glassjax.analysis import comparison
 from glassjax.systems import System, get
@@ -130,6 +130,7 @@ def test_top_filters_and_gate_density():
     pooled = np.array([[1.0, 5, 3], [3, 1, 2], [2, 2, 9]])
     y = np.array([0, 1, 0])
     np.testing.assert_array_equal(cs.top_filters(pooled, y, 2, 2), [[2, 1], [0, 2]])  # class means (1.5, 3.5, 6), (3, 1, 2)
+    np.testing.assert_array_equal(cs.preferred_classes(pooled, y, 2), [[0, 1], [1, 0], [1, 0]])  # 1.5 < 3; 3.5, 6 > 1, 2
     assert cs.gate_density(np.array([[1.0, 0.0], [0.5, 0.5]])) == 0.5
 
 
@@ -309,7 +310,7 @@ def test_evaluate_run_and_figures(csg, tiny):
                 "localization_ap_standard", "detection_auc", "detection_auc_standard"):
         assert key in summary
     assert [row["system"] for row in cs.table_rows(section)] == ["cnn_csg", "standard"]
-    figures = cs.make_figures(section)
+    figures = report.class_specificity_figures(section)
     assert set(figures) == {"class_specificity_matrix.png", "class_specificity_summary.png",
                             "class_specificity_leakage.png"}
     assert all(png.startswith(b"\x89PNG") for png in figures.values())

@@ -240,12 +240,15 @@ def test_float64_moments_of_wide_rows_are_exact_and_symmetric(pixels):
         assert m.outer.dtype == jnp.float64
         np.testing.assert_array_equal(m.outer, m.outer.T)  # the mirrored upper triangle
         scatter = np.asarray(R._mean_and_scatter(m)[1])
-        pca = R.fit_pca(m, 5, solve_dtype=jnp.float32)
+        pca = R.fit_pca_top(m, 5)
+        white = R.fit_pca_top(m, 5, whiten=True)
     rows = np.concatenate([x64, x64[:9]])
     np.testing.assert_allclose(scatter, np.cov(rows.T) * (rows.shape[0] - 1), rtol=1e-10, atol=1e-9)
-    # the float32 eigen-problem of float64 statistics: float32 outputs, scikit-learn's PCA
+    # the top 5 eigenpairs solved in float64 on the host, float32 out: scikit-learn's PCA
+    ref = SkPCA(5).fit(rows)
     assert pca.components.dtype == jnp.float32
-    assert_pca_close(pca, SkPCA(5).fit(rows), var_rtol=1e-4, comp_atol=1e-3)
+    assert_pca_close(pca, ref, var_rtol=1e-6, comp_atol=1e-6)
+    np.testing.assert_allclose(white.scale, 1 / np.sqrt(ref.explained_variance_), rtol=1e-6)
 
 
 def test_bad_input():

@@ -122,6 +122,14 @@ def test_html_is_self_contained(result, figures):
     assert "&lt;centre&gt;" in page and "<centre>" not in page
     assert "Where glass-box loses" in page and "glassbox_both_pca" in page
     assert "what alexnet is" in page  # every system described
+    assert "by irreducible block" not in page  # no system with irrep blocks
+    blocks = {"A1": {"dim": 1, "variance": 0.61, "components": 40, "kept_variance": 0.55},
+              "E": {"dim": 2, "variance": 0.2, "components": 12, "kept_variance": 0.125}}
+    systems = {**result["systems"], "glassbox_both": dict(result["systems"]["glassbox_both"], settings={"irrep_blocks": blocks})}
+    page = report.render_html(dict(result, systems=systems), figures)
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", page.split("by irreducible block")[1], re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in rows]
+    assert [c[1:] for c in cells if c] == [["A1", "1", "0.6100", "40", "0.5500"], ["E", "2", "0.2000", "12", "0.1250"]]
 
 
 def _listing(folder: Path) -> dict:
@@ -210,3 +218,28 @@ def test_opens_in_headless_chromium(result, figures, tmp_path):
     probe.write_text(probe.read_text().replace("</body>", _IMAGE_CHECK + "</body>"))
     run = _chromium(probe, tmp_path / "profile-b")
     assert f"<title>images {len(figures)} broken 0</title>" in run.stdout, run.stdout[:500]
+
+
+def test_class_specificity_section(result, figures):
+    """The section appears only when measured, one row per system, its numbers and figures embedded."""
+    def system(mis, density, history=None):
+        return {"layer": "conv3", "filters": 4, "accuracy": 0.9, "accuracy_transformed": 0.5, "mis": mis,
+                "gate_density": density, "mi_matrix": [[0.1, 0.2, 0.0, 0.3], [0.2, 0.0, 0.1, 0.05]],
+                "filter_classes": None if density is None else [[1, 0], [0, 1], [1, 0.5], [0, 1]],
+                "localization": {"gradient_ap": 0.75, "cam_ap": None},
+                "detection": {"pgd": {"success_rate": 0.4, "auc_gate": 0.61, "auc_preferred": 0.7, "auc_logistic": 0.95}},
+                "history": history}
+    history = [{"epoch": e, "path": "csg" if e == 2 else "standard", "accuracy_gate_off": 0.8, "accuracy_gate_true": 0.9}
+               for e in (1, 2, 3)]
+    section = {"dataset": "bars", "classes": ["top", "<centre>"],
+               "systems": {"glassbox": system(0.1234, 0.5), "alexnet": system(0.25, None, history)}}
+    drawn = report.class_specificity_figures(section)
+    assert sorted(drawn) == ["class_specificity_leakage.png", "class_specificity_matrix.png", "class_specificity_summary.png"]
+    assert "Class specificity" not in report.render_html(result, figures)
+    page = report.render_html(dict(result, class_specificity=section), {**figures, **drawn})
+    table = page.split("<h2>Class specificity</h2>")[1].split("</table>")[0]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)]
+    cells = [c for c in cells if c]
+    assert cells[0][:5] == ["glass-box", "conv3", "0.9", "0.123", "0.5"] and cells[0][6] == "-"
+    assert cells[1][4] == "-" and cells[1][-2:] == ["0.61", "0.95"]
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == len(figures) + 3

@@ -233,7 +233,7 @@ def _check_law(model, images):
                                atol=1e-4 * float(np.abs(fn(images)).max()))
 
 
-@pytest.mark.parametrize("spec, representation", [("c4", "equivariant"), ("flip", "both"), ("trans:2", "both")])
+@pytest.mark.parametrize("spec, representation", [("c4", "equivariant"), ("flip", "both"), ("trans:4", "both")])
 def test_features_follow_the_stated_law_for_every_element(digits, probe_images, spec, representation):
     x, y, _ = digits
     _check_law(_fit(x, y, group=spec, representation=representation), probe_images)
@@ -309,3 +309,21 @@ def test_feature_action_refuses_what_does_not_hold(d4_both):
         d4_both.feature_action(8)
     with pytest.raises(ValueError, match="version 1 model file"):
         glassbox.feature_action(type(params)(params.config, *fields), 1)
+
+
+def test_model_files_keep_the_blocks_and_version_1_files_still_load(d4_both, digits, tmp_path):
+    from glassjax.core import modelfile
+
+    path = tmp_path / "model.npz"
+    d4_both.save(path)
+    loaded = GlassBox.load(path)
+    for g in (1, 5):
+        np.testing.assert_array_equal(loaded.feature_action(g), d4_both.feature_action(g))
+    # a version 1 file: no blocks; it predicts as before and asks for a refit for feature_action
+    meta, arrays = modelfile.read(path)
+    modelfile.write(path, dict(meta, version=1), {k: v for k, v in arrays.items() if not k.startswith("blocks.")})
+    old = GlassBox.load(path)
+    assert old.params_.blocks is None
+    np.testing.assert_array_equal(old.predict(digits[2]), d4_both.predict(digits[2]))
+    with pytest.raises(ValueError, match="version 1 model file"):
+        old.feature_action(1)

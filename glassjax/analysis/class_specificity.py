@@ -11,7 +11,10 @@ The measures follow Liang et al. (ECCV 2020) and their reference code (hyliang96
                     reference computes it, by sorting each column
   MIS               mean over filters k of max over classes c of MI[c, k]
   filter classes    G (K, C): the CSG gate; the glass-box's class-labelled filters as a one-hot;
-                    for any other system the one-hot of argmax_c MI[c, k] on the train images
+                    (for detection, every system also gets the one-hot of each filter's preferred
+                    class: the class whose train images activate it most on average; the MI's
+                    argmax cannot serve, MI with 1[y = c] being the same for both classes of a
+                    binary task)
   gradient map      per image of class y and each of class y's top filters (highest mean pooled
                     activation on the train images of y): the gradient of the filter's pooled
                     activation to the input, L2 over channels, divided by its RMS over pixels,
@@ -23,7 +26,7 @@ The measures follow Liang et al. (ECCV 2020) and their reference code (hyliang96
   object masks      digits (mnist5k, digits): the stroke, pixel > 0.5; lfw_faces: a fixed
                     ellipse centred on the image, semi-axes 0.42 H (vertical) and 0.32 W, on
                     the face images only
-  detection         FGSM and PGD (L-inf, ``jax.grad`` of the cross-entropy) on correctly
+  detection         FGSM and PGD (L-inf, eps 0.1, ``jax.grad`` of the cross-entropy) on correctly
                     classified test images; clean vs successful adversarial images scored by
                     1 - r(x), r(x) = sum_k G[k, y_hat] a_k / sum_k a_k, and by a logistic
                     detector on the pooled features (2-fold cross-fitted); ROC AUC (scikit-learn)
@@ -35,7 +38,6 @@ The filter classes and CAM come from two optional methods of a system's params,
 from __future__ import annotations
 
 import functools
-import io
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -48,9 +50,9 @@ from glassjax.core.progress import progress
 
 __all__ = [
     "filter_layer", "pooled_features", "mutual_information", "mis", "filter_classes", "gate_density",
-    "object_masks", "top_filters", "gradient_maps", "binarise_gradient_maps", "binarise_top", "iou", "cam_maps",
+    "object_masks", "top_filters", "preferred_classes", "gradient_maps", "binarise_gradient_maps", "binarise_top",
+    "iou", "cam_maps",
     "localization", "fgsm", "pgd", "evidence_ratio", "detection", "evaluate", "run", "headline", "csg_summary", "table_rows",
-    "matrix_figure", "leakage_figure", "summary_figure", "make_figures",
     "GRADIENT_AP_IOU", "CAM_AP_IOU", "CAM_TOP_RATE", "STROKE_SETS", "FACE_SETS",
 ]
 
@@ -254,6 +256,15 @@ def top_filters(pooled: np.ndarray, y: np.ndarray, num_classes: int, count: int)
     return np.argsort(-means, axis=1, kind="stable")[:, :count]
 
 
+def preferred_classes(pooled: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
+    """One-hot (K, C) of each filter's preferred class: the class with the highest mean pooled
+    activation (N, K) over its images y (N,)."""
+    pooled, y = np.asarray(pooled, np.float64), np.asarray(y)
+    means = np.stack([pooled[y == c].mean(axis=0) if np.any(y == c) else np.full(pooled.shape[1], -np.inf)
+                      for c in range(num_classes)])
+    return np.eye(num_classes, dtype=np.float32)[np.argmax(means, axis=0)]
+
+
 def gradient_maps(fitted, layer: str, x: np.ndarray, filters: np.ndarray, *, batch_size: int = 16) -> np.ndarray:
     """(N, F, H, W): for each image (N, H, W, C) and each of its filters (N, F) int, the L2 norm over
     channels of the gradient of that filter's pooled activation with respect to the image."""
@@ -447,18 +458,18 @@ def _logistic_auc(clean: np.ndarray, adversarial: np.ndarray, pairs: np.ndarray,
 
 
 def detection(fitted, dataset, *, layer: str | None = None, gate: np.ndarray | None = None,
-              mi_gate: np.ndarray | None = None, images: int = 500, eps: float | None = None, steps: int = 10,
+              preferred: np.ndarray | None = None, images: int = 500, eps: float | None = None, steps: int = 10,
               seed: int = 0) -> dict:
     """Adversarial detection on at most ``images`` test images (a seeded subset) that the system
-    classifies correctly. For FGSM and PGD at ``eps`` (default 0.1 for digits, 0.03 otherwise):
+    classifies correctly. For FGSM and PGD at ``eps`` (default 0.1, pixels in [0, 1]):
     the attack's success rate and the ROC AUC of clean vs successful adversarial images scored by
-    1 - r(x) with ``gate`` (the system's own filter classes) and with ``mi_gate`` (the one-hot of
-    each filter's highest-MI class), and by a logistic detector on the pooled features."""
+    1 - r(x) with ``gate`` (the system's own filter classes) and with ``preferred`` (the one-hot of
+    each filter's preferred class), and by a logistic detector on the pooled features."""
     from sklearn.metrics import roc_auc_score
 
     image_shape = dataset.x_test.shape[1:]
     layer = layer or filter_layer(fitted, image_shape)
-    eps = (0.1 if dataset.name in STROKE_SETS else 0.03) if eps is None else float(eps)
+    eps = 0.1 if eps is None else float(eps)
     x, y = comparison.metric_images(dataset.x_test, np.asarray(dataset.y_test), images, seed=seed)
     predict = comparison.predictor(fitted)
     right = predict(x) == y
@@ -471,12 +482,12 @@ def detection(fitted, dataset, *, layer: str | None = None, gate: np.ndarray | N
         moved = attack()
         predicted = predict(moved)
         fooled = np.flatnonzero(predicted != y)
-        row = {"success_rate": float(fooled.size / max(x.shape[0], 1)), "auc_gate": None, "auc_mi": None,
+        row = {"success_rate": float(fooled.size / max(x.shape[0], 1)), "auc_gate": None, "auc_preferred": None,
                "auc_logistic": None}
         if fooled.size and x.shape[0] >= 4:
             adversarial = pooled_features(fitted, moved[fooled], layer)
             label = np.concatenate([np.zeros(x.shape[0]), np.ones(fooled.size)])
-            for key, g in (("auc_gate", gate), ("auc_mi", mi_gate)):
+            for key, g in (("auc_gate", gate), ("auc_preferred", preferred)):
                 if g is not None:
                     r = np.concatenate([evidence_ratio(clean, g, y), evidence_ratio(adversarial, g, predicted[fooled])])
                     row[key] = float(roc_auc_score(label, 1.0 - r))
@@ -495,12 +506,14 @@ def _history(fitted) -> list[dict] | None:
 
 
 def evaluate(fitted, dataset, *, seed: int = 0, images: int = 1000, localization_images: int = 300,
-             detection_images: int = 500, eps: float | None = None, top: int = 5) -> dict:
+             detection_images: int = 500, eps: float | None = None, top: int = 5, matrix_filters: int = 64) -> dict:
     """Every class-specificity number of one fitted system on ``dataset``: accuracy (clean and
     under the robustness group), MIS and its MI matrix on the filter layer (test images; ``mis_train``
     on at most ``images`` train images, steadier where the test set is small), the filter classes
     and their density, localization, detection and, for CSG systems, the per-epoch accuracy with
-    the gate off and on."""
+    the gate off and on. The MI matrix and filter classes are stored for at most ``matrix_filters``
+    filters (``matrix_filters`` lists which: evenly spaced over the filters grouped by their
+    highest-MI class), enough to draw them; every number is computed from all filters."""
     image_shape = dataset.x_test.shape[1:]
     own = filter_classes(fitted, image_shape)
     layer = own[0] if own is not None else filter_layer(fitted, image_shape)
@@ -510,9 +523,12 @@ def evaluate(fitted, dataset, *, seed: int = 0, images: int = 1000, localization
     x, y = comparison.metric_images(dataset.x_test, np.asarray(dataset.y_test), images, seed=seed)
     mi = mutual_information(pooled_features(fitted, x, layer), y, dataset.num_classes, seed=seed)
     x_train, y_train = comparison.metric_images(dataset.x_train, np.asarray(dataset.y_train), images, seed=seed)
-    mi_train = mutual_information(pooled_features(fitted, x_train, layer), y_train, dataset.num_classes, seed=seed)
-    mi_gate = np.eye(dataset.num_classes, dtype=np.float32)[np.argmax(mi_train, axis=0)]
+    pooled_train = pooled_features(fitted, x_train, layer)
+    mi_train = mutual_information(pooled_train, y_train, dataset.num_classes, seed=seed)
+    preferred = preferred_classes(pooled_train, y_train, dataset.num_classes)
     gate = own[1] if own is not None else None
+    order = _filter_order(mi)
+    shown = order[np.linspace(0, order.size - 1, min(matrix_filters, order.size)).round().astype(int)]
     return {
         "system": fitted.system.name,
         "title": fitted.system.title,
@@ -523,12 +539,14 @@ def evaluate(fitted, dataset, *, seed: int = 0, images: int = 1000, localization
         "test_group": group,
         "mis": mis(mi),
         "mis_train": mis(mi_train),
-        "mi_matrix": np.round(mi, 6).tolist(),  # 1e-6 nats: far below the estimator's own noise
         "mis_images": int(x.shape[0]),
-        "filter_classes": None if gate is None else np.round(np.asarray(gate, np.float64), 4).tolist(),
+        "filters_per_class": np.bincount(np.argmax(mi, axis=0), minlength=dataset.num_classes).tolist(),
+        "matrix_filters": shown.tolist(),
+        "mi_matrix": np.round(mi[:, shown], 5).tolist(),  # 1e-5 nats: below the estimator's own noise
+        "filter_classes": None if gate is None else np.round(np.asarray(gate, np.float64)[shown], 3).tolist(),
         "gate_density": None if gate is None else gate_density(gate),
         "localization": localization(fitted, dataset, layer=layer, images=localization_images, top=top, seed=seed),
-        "detection": detection(fitted, dataset, layer=layer, gate=gate, mi_gate=mi_gate, images=detection_images,
+        "detection": detection(fitted, dataset, layer=layer, gate=gate, preferred=preferred, images=detection_images,
                                eps=eps, seed=seed),
         "history": _history(fitted),
     }
@@ -550,12 +568,14 @@ def _pgd(result: Mapping, key: str):
 def headline(result: Mapping) -> dict:
     """The numbers ``glassjax train-csg`` leads with, from one ``evaluate`` result: accuracy (gate
     off), MIS, gate density, gradient-map and CAM AP, and the PGD detection AUC of r(x) (with the
-    system's own filter classes where it has them, else the MI one-hot) and of the logistic detector."""
+    system's own filter classes where it has them, else the preferred-class one-hot) and of the
+    logistic detector."""
     loc = result.get("localization") or {}
     auc = _pgd(result, "auc_gate")
     return {"accuracy": result["accuracy"], "accuracy_transformed": result["accuracy_transformed"], "mis": result["mis"],
             "mis_train": result.get("mis_train"), "gate_density": result["gate_density"], "localization_ap": loc.get("gradient_ap"),
-            "localization_cam_ap": loc.get("cam_ap"), "detection_auc": auc if auc is not None else _pgd(result, "auc_mi"),
+            "localization_cam_ap": loc.get("cam_ap"),
+            "detection_auc": auc if auc is not None else _pgd(result, "auc_preferred"),
             "detection_auc_logistic": _pgd(result, "auc_logistic")}
 
 
@@ -581,117 +601,14 @@ def table_rows(section: Mapping) -> list[dict]:
             a = det.get(attack) or {}
             row[f"{attack}_success"] = a.get("success_rate")
             row[f"{attack}_auc_gate"] = a.get("auc_gate")
-            row[f"{attack}_auc_mi"] = a.get("auc_mi")
+            row[f"{attack}_auc_preferred"] = a.get("auc_preferred")
             row[f"{attack}_auc_logistic"] = a.get("auc_logistic")
-            # r(x) with the system's own filter classes where it has them, else the MI one-hot.
-            row[f"{attack}_auc_r"] = a.get("auc_gate") if a.get("auc_gate") is not None else a.get("auc_mi")
+            # r(x) with the system's own filter classes where it has them, else the preferred classes.
+            row[f"{attack}_auc_r"] = a.get("auc_gate") if a.get("auc_gate") is not None else a.get("auc_preferred")
         rows.append(row)
     return rows
-
-
-# --- figures (PNG bytes, matplotlib's Agg canvas, no pyplot) --------------------------------
-
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
 
 
 def _filter_order(mi: np.ndarray) -> np.ndarray:
     """Filters grouped by their highest-MI class, strongest first within each class."""
     return np.lexsort((-mi.max(axis=0), mi.argmax(axis=0)))
-
-
-def matrix_figure(section: Mapping, *, max_filters: int = 256) -> bytes:
-    """The filter-class matrix of every system: MI[c, k] with filters grouped by class (and the
-    gate G beside it, same filter order, where the system has filter classes). At most
-    ``max_filters`` filters, evenly spaced in that order, are drawn."""
-    systems = list(section["systems"].items())
-    classes = section["classes"]
-    fig = _figure(11, 1.0 + 0.32 * len(classes) * len(systems))
-    axes = fig.subplots(len(systems), 2, squeeze=False, width_ratios=(3, 2))
-    for (name, s), (ax_mi, ax_g) in zip(systems, axes):
-        mi = np.asarray(s["mi_matrix"])
-        order = _filter_order(mi)
-        if order.size > max_filters:
-            order = order[np.linspace(0, order.size - 1, max_filters).round().astype(int)]
-        im = ax_mi.imshow(mi[:, order], aspect="auto", cmap="viridis", interpolation="nearest")
-        shown = "" if order.size == mi.shape[1] else f", {order.size} of {mi.shape[1]} filters shown"
-        ax_mi.set_title(f"{name} ({s['layer']}): MI[c, k], MIS {s['mis']:.3f}{shown}", fontsize=9)
-        ax_mi.set_yticks(range(len(classes)), classes, fontsize=7)
-        ax_mi.set_xlabel("filter (grouped by class)", fontsize=8)
-        fig.colorbar(im, ax=ax_mi, fraction=0.04)
-        if s.get("filter_classes") is not None:
-            gate = np.asarray(s["filter_classes"])
-            ax_g.imshow(gate[order].T, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
-            ax_g.set_title(f"filter classes G, density {s['gate_density']:.3f}", fontsize=9)
-            ax_g.set_yticks(range(len(classes)), classes, fontsize=7)
-            ax_g.set_xlabel("filter (same order)", fontsize=8)
-        else:
-            ax_g.axis("off")
-            ax_g.text(0.5, 0.5, "no filter classes", ha="center", va="center", fontsize=9)
-    return _png(fig)
-
-
-def leakage_figure(section: Mapping) -> bytes | None:
-    """Test accuracy per epoch with the gate off (solid) and with the true label's gate on
-    (dashed) for every system with a training history; CSG epochs shaded. None if none has one."""
-    curves = [(name, s["history"]) for name, s in section["systems"].items() if s.get("history")]
-    if not curves:
-        return None
-    fig = _figure(7, 3.2)
-    ax = fig.subplots()
-    colours = ("#1b7837", "#762a83", "#e08214", "#2166ac", "#b2182b", "#4d4d4d")
-    shaded = False
-    for i, (title, history) in enumerate(curves):
-        epochs = [row["epoch"] for row in history]
-        colour = colours[i % len(colours)]
-        ax.plot(epochs, [row["accuracy_gate_off"] for row in history], color=colour, label=f"{title}: gate off")
-        on = [row["accuracy_gate_true"] for row in history]
-        if not all(np.isnan(v) for v in on):
-            ax.plot(epochs, on, color=colour, linestyle="--", label=f"{title}: true label's gate on")
-            if not shaded:
-                for row in history:
-                    if row["path"] == "csg":
-                        ax.axvspan(row["epoch"] - 0.5, row["epoch"] + 0.5, color="#dddddd", zorder=0)
-                shaded = True
-    ax.set_xlabel("epoch (shaded: CSG epochs)")
-    ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=7)
-    return _png(fig)
-
-
-def summary_figure(section: Mapping) -> bytes:
-    """MIS, localization APs and detection AUCs side by side for every system."""
-    rows = table_rows(section)
-    panels = [("mis", "MIS (nats)"), ("gradient_iou", "gradient-map IoU"), ("gradient_ap", "gradient-map AP@0.2"),
-              ("cam_iou", "CAM IoU"), ("cam_ap", "CAM AP@0.3"), ("pgd_auc_r", "PGD detection AUC, r(x)"),
-              ("pgd_auc_logistic", "PGD detection AUC, logistic")]
-    fig = _figure(14, 2.8)
-    axes = fig.subplots(1, len(panels))
-    names = [r["system"] for r in rows]
-    for ax, (key, title) in zip(axes, panels):
-        values = [np.nan if r.get(key) is None else r[key] for r in rows]
-        ax.bar(range(len(rows)), values, color="#2166ac")
-        ax.set_xticks(range(len(rows)), names, rotation=60, ha="right", fontsize=7)
-        if "auc" in key:
-            ax.axhline(0.5, color="#888888", linewidth=0.8, linestyle=":")  # chance
-        ax.set_title(title, fontsize=8)
-    return _png(fig)
-
-
-def make_figures(section: Mapping) -> dict[str, bytes]:
-    """The section's figures as {file name: PNG bytes}."""
-    figures = {"class_specificity_matrix.png": matrix_figure(section),
-               "class_specificity_summary.png": summary_figure(section)}
-    leakage = leakage_figure(section)
-    if leakage is not None:
-        figures["class_specificity_leakage.png"] = leakage
-    return figures

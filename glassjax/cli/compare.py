@@ -5,8 +5,8 @@ import argparse
 import shlex
 
 from glassjax.cli.common import (
-    Stages, add_comparison_arguments, check_comparison_arguments, config_fields, fit_systems, load_dataset,
-    print_json, print_result, selected_systems,
+    Stages, add_comparison_arguments, add_process_arguments, check_comparison_arguments, check_processes, config_fields,
+    fit_systems, load_dataset, print_json, print_result, selected_systems, shard_train, start_processes,
 )
 
 
@@ -17,8 +17,12 @@ def add_parser(subparsers) -> None:
                     "AlexNet trained from scratch or read from --weights), measure every layer of each under the "
                     "group, and write index.html (self-contained), metrics.json and PNG figures into --out.")
     add_comparison_arguments(parser, systems="glassbox,glassbox_both,alexnet")
+    parser.add_argument("--class-specificity", action="store_true",
+                        help="add the class-specificity section (issue 13 measures: MIS, filter classes and gate density, "
+                             "gradient-map and CAM localization, FGSM/PGD detection) for every system; minutes per system")
     parser.add_argument("--out", default="glassjax-report",
                         help="report folder, replaced only if new, empty or an earlier report (default: %(default)s)")
+    add_process_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -33,26 +37,40 @@ def command_line(args: argparse.Namespace) -> str:
         if value is not None:
             text = ",".join(value) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else str(value)
             words += [f"--{name.replace('_', '-')}", text]
-    words += ["--images", str(args.images), "--ridge", f"{args.ridge:g}", "--out", args.out]
+    words += ["--images", str(args.images), "--ridge", f"{args.ridge:g}"]
+    if args.class_specificity:
+        words.append("--class-specificity")
+    words += ["--out", args.out]
     return shlex.join(words)
 
 
 def run(args: argparse.Namespace) -> int:
-    from glassjax import report
-    from glassjax.analysis import comparison
+    from glassjax import report, systems
+    from glassjax.analysis import class_specificity, comparison
     from glassjax.core import groups
 
     check_comparison_arguments(args)
     names = selected_systems(args)
+    check_processes(args, [systems.get(name) for name in names])
     report.check_out(args.out)  # before minutes of work, not after
+    main = start_processes(args)  # before any JAX computation
     group = groups.get(args.group)
     dataset = load_dataset(args)
-    stages = Stages("compare", [*names, "metrics", "figures", "report"])
-    fitted = fit_systems(stages, names, dataset, args, group.name)
+    extra = ["class specificity"] if args.class_specificity else []
+    stages = Stages("compare", [*names, "metrics", *extra, "figures", "report"])
+    # Each process fits on its share of the train split; process 0 alone measures and writes.
+    fitted = fit_systems(stages, names, shard_train(dataset), args, group.name)
+    if not main:
+        stages.close()
+        return 0
     result = stages.run("metrics", comparison.run, dataset, fitted, group=group.name, images=args.images,
                         ridge=args.ridge, seed=args.seed)
     result.update(model="compare", ridge=args.ridge, group_order=group.order, command=command_line(args))
+    if args.class_specificity:
+        result["class_specificity"] = stages.run("class specificity", class_specificity.run, dataset, fitted, seed=args.seed)
     figures = stages.run("figures", report.make_figures, result, dataset=dataset, fitted=fitted, seed=args.seed)
+    if args.class_specificity:
+        figures.update(report.class_specificity_figures(result["class_specificity"]))
     # The report states its own run time: everything but writing it.
     result["seconds"].update(stages.seconds, total=sum(stages.seconds.values()))
     out = stages.run("report", report.write_report, args.out, result, figures)

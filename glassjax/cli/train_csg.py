@@ -11,6 +11,7 @@ _OPTIONS = (  # (option, type, help); each left out keeps the system's default
     ("epochs", int, "training epochs, standard and CSG together"),
     ("batch_size", int, "images per training step"),
     ("learning_rate", float, "AdamW learning rate of the network"),
+    ("standard_learning_rate", float, "AdamW learning rate of the standard epochs after the warm-up"),
     ("gate_density", float, "target density d of the gate"),
     ("gate_sparsity", float, "weight lambda of the sparsity loss"),
     ("gate_learning_rate", float, "Adam learning rate of the gate"),
@@ -37,7 +38,7 @@ def add_parser(subparsers) -> None:
                             help=f"{text} (default: the system's)")
     parser.add_argument("--images", type=int, default=1000, help="test images the MIS is measured on (default: %(default)s)")
     parser.add_argument("--eps", type=float, default=None,
-                        help="L-inf radius of FGSM and PGD (default: 0.1 for digits, 0.03 otherwise)")
+                        help="L-inf radius of FGSM and PGD (default: 0.1)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint of the CSG run, resumed from if it exists; the standard run's is beside it "
                              "with .standard appended")

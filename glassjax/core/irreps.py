@@ -179,9 +179,10 @@ def action(group: groups.Group | str, irrep: np.ndarray, coordinate: np.ndarray,
     while start < k:
         rho = table[irrep[start]]
         stop = start + rho.dim
-        if stop > k or not (np.all(irrep[start:stop] == irrep[start]) and np.array_equal(coordinate[start:stop], np.arange(rho.dim))):
-            raise ValueError(f"action: expected whole blocks of irrep {rho.name} (coordinates 0..{rho.dim - 1}) "
-                             f"from feature {start}, got irreps {irrep[start:stop].tolist()} coordinates {coordinate[start:stop].tolist()}")
+        whole = np.all(irrep[start:stop] == irrep[start]) and np.array_equal(coordinate[start:stop], np.arange(rho.dim))
+        if stop > k or not whole:
+            raise ValueError(f"action: expected whole blocks of irrep {rho.name} (coordinates 0..{rho.dim - 1}) from feature "
+                             f"{start}, got irreps {irrep[start:stop].tolist()} coordinates {coordinate[start:stop].tolist()}")
         out[:, start:stop, start:stop] = rho.matrices[elements]
         start = stop
     return out if element is None else out[0]

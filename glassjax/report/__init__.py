@@ -1,10 +1,12 @@
 """The ``glassjax compare`` report: PNG figures, measured findings, one self-contained HTML page.
 
   figures   every figure as PNG bytes (matplotlib Agg, no pyplot)
+  class_specificity  the class-specificity section's figures
   findings  where the subject system loses and wins, phrased from the numbers
   page      the HTML page, figures embedded as data URIs
   folder    the report folder, written all or nothing
 """
+from glassjax.report.class_specificity import class_specificity_figures
 from glassjax.report.figures import (
     accuracy_figure, confusion_figure, element_label, filters_figure, layers_figure, make_figures, orbit_figure,
     scatter_figure, system_colours,
@@ -14,6 +16,6 @@ from glassjax.report.folder import FORMAT, check_out, write_report
 from glassjax.report.page import render_html
 
 __all__ = [
-    "FORMAT", "accuracy_figure", "check_out", "confusion_figure", "element_label", "filters_figure", "findings",
+    "FORMAT", "accuracy_figure", "check_out", "class_specificity_figures", "confusion_figure", "element_label", "filters_figure", "findings",
     "layers_figure", "make_figures", "orbit_figure", "render_html", "scatter_figure", "system_colours", "write_report",
 ]

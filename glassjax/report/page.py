@@ -7,6 +7,7 @@ import html
 import json
 from typing import Mapping, Sequence
 
+from glassjax.analysis import class_specificity
 from glassjax.report.figures import _scored, system_colours
 from glassjax.report.findings import findings
 
@@ -66,6 +67,45 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], colours: Seque
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+_CLASS_SPECIFICITY_CAPTIONS = {
+    "class_specificity_matrix.png": "MI[c, k] between each filter's pooled activation and 1[y = c] (filters grouped by "
+                                    "their highest-MI class), and beside it the filter classes G where a system has them "
+                                    "(the CSG gate; the glass-box's class-labelled filters).",
+    "class_specificity_summary.png": "MIS, localization and adversarial-detection measures side by side.",
+    "class_specificity_leakage.png": "Test accuracy per epoch of gated training, gate off (solid) and with the true "
+                                     "label's gate (dashed): a gap means the network reads the label off the gate.",
+}
+_CLASS_SPECIFICITY_COLUMNS = (("layer", "filter layer"), ("accuracy", "accuracy (gate off)"), ("mis", "MIS (nats)"),
+                              ("gate_density", "gate density"), ("gradient_ap", "gradient-map AP@0.2"),
+                              ("cam_ap", "CAM AP@0.3"), ("pgd_success", "PGD success"),
+                              ("pgd_auc_r", "PGD detection AUC, r(x)"), ("pgd_auc_logistic", "PGD detection AUC, logistic"))
+
+
+def _embed(name: str, data: bytes, caption: str) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(name)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _class_specificity_section(section: Mapping, figures: Mapping[str, bytes], titles: Mapping[str, str],
+                               colours: Mapping[str, str]) -> list[str]:
+    """The class-specificity table (``class_specificity.table_rows``) and its figures."""
+    esc = html.escape
+    rows = class_specificity.table_rows(section)
+    parts = ["<h2>Class specificity</h2>",
+             _table(["system"] + [h for _, h in _CLASS_SPECIFICITY_COLUMNS],
+                    [[esc(titles.get(r["system"], r["system"]))] + [_cell(r.get(key)) if r.get(key) is not None else "-"
+                                                                    for key, _ in _CLASS_SPECIFICITY_COLUMNS] for r in rows],
+                    [colours.get(r["system"], "#222") for r in rows]),
+             "<p>MIS (Liang et al., ECCV 2020): mean over filters of the largest mutual information between a filter's "
+             "pooled activation and a one-vs-rest class indicator, on test images. Localization: share of images whose "
+             "binarised map overlaps the object mask with IoU at least 0.2 (gradient maps) or 0.3 (CAM). Detection: ROC "
+             "AUC of clean against successful PGD images, scored by the gate-weighted class evidence r(x) and by a "
+             "logistic detector on the pooled features. Definitions: <code>glassjax.analysis.class_specificity</code>.</p>"]
+    parts += [_embed(name, figures[name], caption) for name, caption in _CLASS_SPECIFICITY_CAPTIONS.items() if name in figures]
+    return parts
+
+
 def render_html(result: Mapping, figures: Mapping[str, bytes]) -> str:
     """The report page: findings, figures embedded as data URIs, the numbers as tables."""
     esc = html.escape
@@ -97,9 +137,7 @@ def render_html(result: Mapping, figures: Mapping[str, bytes]) -> str:
     for name in ("orbit.png", "filters.png", "layers.png", "scatter.png", "accuracy.png", "confusion.png"):
         if name not in figures:
             continue
-        data = base64.b64encode(figures[name]).decode("ascii")
-        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(name)}">'
-                     f"<figcaption>{esc(_CAPTIONS[name])}</figcaption></figure>")
+        parts.append(_embed(name, figures[name], _CAPTIONS[name]))
         if name == "layers.png":
             parts.append("<h2>Layers, side by side</h2>")
             parts.append(_table([h for _, h in _LAYER_COLUMNS],
@@ -129,11 +167,23 @@ def render_html(result: Mapping, figures: Mapping[str, bytes]) -> str:
     missing = [n for n, s in result["accuracy"].items() if s is None]
     if missing:
         parts.append(f"<p>Not scored: {esc(', '.join(missing))} (its scores do not have one output per class).</p>")
+    if result.get("class_specificity"):
+        parts += _class_specificity_section(result["class_specificity"], figures, titles, colours)
     parts.append("<h2>Systems</h2>")
     parts.append(_table(["system", "what it is", "fit seconds", "settings"],
                         [[esc(info["title"]), esc(info["description"]), f"{info['fit_seconds']:.1f}",
                           esc(json.dumps(info["settings"], sort_keys=True))] for info in result["systems"].values()],
                         list(colours.values())))
+    blocks = [(info["title"], rho, b) for info in result["systems"].values()
+              for rho, b in info["settings"].get("irrep_blocks", {}).items()]
+    if blocks:
+        parts.append("<h2>Layer 2 by irreducible block</h2>")
+        parts.append(_table(["system", "irrep", "dimension", "share of the variance", "components kept", "variance they keep"],
+                            [[esc(title), esc(rho), str(b["dim"]), f"{b['variance']:.4f}", str(b["components"]),
+                              f"{b['kept_variance']:.4f}"] for title, rho, b in blocks]))
+        parts.append("<p>Layer 2's reduction is symmetry-adapted: each isotypic component of the group's real irreducible "
+                     "representations is reduced on its own and cut only in whole blocks, so every group element acts "
+                     "on the features by a fixed block-diagonal matrix (<code>feature_action</code>).</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

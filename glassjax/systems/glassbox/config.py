@@ -41,7 +41,9 @@ class GlassBoxConfig:
     reduction       layer 2: pca (unsupervised, from the moments of the representation) or lda
                     (supervised, from its class scatter; at most C - 1 discriminants; the
                     within-class covariance shrunk by fit.LDA_SHRINKAGE)
-    components      components of layer 2 (200, or 30 for small training sets); capped by the data
+    components      components of layer 2 (200; 300 for both, the widest representation, whose
+                    symmetry-adapted reduction spreads the orbit's variance over every orientation;
+                    30 for small training sets); capped by the data
     whiten          whiten the PCA output (LDA's output is whitened within classes already)
     classifier      ridge, lda, logistic, svm, mlp (layer 3)
     regularization  the classifier's penalty (ridge alpha, LDA shrinkage, logistic/SVM/MLP l2);
@@ -139,7 +141,7 @@ class GlassBoxConfig:
             grid=grid,
             filters_per_class=filters_per_class,
             poolings=config.poolings or (("mean", "max") if few_images else ("mean", "max", "bilinear")),
-            components=config.components or (30 if few_images else 200),
+            components=config.components or (30 if few_images else 300 if config.representation == "both" else 200),
         )
 
 

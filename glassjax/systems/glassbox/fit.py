@@ -1,15 +1,20 @@
 """Fitting the glass-box: a bounded number of streaming passes over the training batches.
 
 Passes: (1) filters from class-wise patches / class means; (2) the orbit projection from the
-moments of every orbit element's response; (3) PCA from the moments of the representation, or
-LDA from its class scatter; (4) the classifier. Each pass accumulates sufficient statistics, so
-no pass needs all the representations in memory at once. Above RANDOMIZED_PCA_ABOVE features a
-PCA is randomized (``reduction.fit_pca`` with a key) rather than an O(D^3) eigh.
+moments of every orbit element's response; (3) the symmetry-adapted PCA of the representation
+(``reduction.fit_symmetric_pca``: the PCA of every image's representation moved by every group
+element, cut in whole irrep blocks, so the group acts on the features by ``feature_action``), or
+its LDA; (4) the classifier. Each pass accumulates sufficient statistics, so no pass needs all
+the representations in memory at once. The statistics of passes 2 and 3 are float64 sums of the
+float32 rows (``reduction.float64()``): the same model whatever the batch size and the number of
+devices. Above RANDOMIZED_PCA_ABOVE features a PCA (an irrep block) is randomized rather than an
+O(D^3) eigh.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 from typing import Callable, Iterator, NamedTuple, Sequence
 
 import jax
@@ -18,7 +23,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from glassjax import data
-from glassjax.core import classifiers, groups, parallel, reduction
+from glassjax.core import classifiers, distributed, groups, parallel, reduction
 from glassjax.core.progress import progress
 from glassjax.data import sources as streaming
 from glassjax.systems.glassbox import representation as rep
@@ -122,9 +127,35 @@ def _stats_step(state, params, chunk, labels, mask, *, config, grids, mesh, rows
     return update(state, _local(config, grids, mesh, rows)(params, chunk), labels, mask, layout)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "grids", "mesh"))
-def _features_step(params, chunk, *, config, grids, mesh):
-    return _local(config, grids, mesh, "features")(params, chunk)
+@functools.partial(jax.jit, static_argnames=("config", "grids", "mesh", "rows"))
+def _rows_step(params, chunk, *, config, grids, mesh, rows="features"):
+    """One batch's rows (B, ...) as ``rows`` names them, each device its own, float32."""
+    return _local(config, grids, mesh, rows)(params, chunk)
+
+
+def _host_moments_pass(stream: _Stream, params, static: dict, rows: str, dim: int, desc: str) -> reduction.Moments:
+    """The float64 moments of every image's R rows (B, R, D), summed on the host (CPU backends:
+    ``reduction.HostMoments``), then across processes."""
+    acc = reduction.HostMoments(dim)
+    for x, _ in progress(stream.batches(), total=stream.total, desc=desc, unit="batch"):
+        out = _rows_step(params, parallel.shard_batch(stream.mesh, x, size=stream.size)[0], rows=rows, **static)
+        acc.add(parallel.local_rows(out)[: x.shape[0]].reshape(-1, dim))
+    return _sum_over_processes(acc.moments())
+
+
+def _sum_over_processes(m: reduction.Moments) -> reduction.Moments:
+    """Host moments of this process's rows merged with every other process's, in process order."""
+    if jax.process_count() == 1:
+        return m
+    # Each process's c is its first batch's mean: bring all to process 0's before summing.
+    # distributed.gather moves the bytes: float64 arrives float64 whatever jax_enable_x64 says.
+    stacked = [distributed.gather(np.asarray(leaf, np.float64)) for leaf in m]
+    with reduction.float64():
+        parts = [reduction.Moments(*(leaf[p] for leaf in stacked)) for p in range(jax.process_count())]
+        total = parts[0]
+        for part in parts[1:]:
+            total = reduction.moments_merge(total, part)
+        return jax.tree.map(np.asarray, total)
 
 
 # --- fitting ------------------------------------------------------------------------------------
@@ -150,6 +181,8 @@ class _Survey(NamedTuple):
     sample_x: np.ndarray
     sample_y: np.ndarray
     class_means: np.ndarray
+    class_sums: np.ndarray  # (C, H, W, C') float64
+    class_counts: np.ndarray  # (C,)
 
 
 def _survey(source, size: int, key: jax.Array, where: str) -> _Survey:
@@ -177,19 +210,52 @@ def _survey(source, size: int, key: jax.Array, where: str) -> _Survey:
             seen[c] += rows.shape[0]
     if shape is None:
         raise ValueError(f"{where}: expected at least one batch of images, got an empty source")
+    if jax.process_count() > 1:  # every process's survey merged; the classes checked on the whole
+        return _merge_surveys(count, shape, seen, sums, samples, where)
     missing = [c for c, k in enumerate(seen) if k == 0]
     if len(seen) < 2 or missing:
         raise ValueError(f"{where}: expected labels 0..C-1 with C >= 2 classes, each present; got {len(seen)} classes, missing {missing}")
     sample_y = np.concatenate([np.full(s.shape[0], c, np.int32) for c, s in enumerate(samples)])
     means = np.stack([s / k for s, k in zip(sums, seen)]).astype(np.float32)
-    return _Survey(count, shape, np.concatenate(samples), sample_y, means)
+    return _Survey(count, shape, np.concatenate(samples), sample_y, means, np.stack(sums), np.asarray(seen))
 
 
-def _stream(x, y, size_limit: int, mesh: Mesh, n: int, where: str) -> _Stream:
+def _merge_surveys(count: int, shape, seen: list, sums: list, samples: list, where: str) -> _Survey:
+    """Several processes: counts and class sums added, the class samples gathered (up to
+    FILTER_SAMPLE_PER_CLASS per class from each process), in process order."""
+    if len({tuple(s) for s in distributed.gather_rows(np.asarray([shape]))}) != 1:
+        raise ValueError(f"{where}: expected the same image shape in every process, got {shape} here")
+    classes = int(distributed.largest(np.asarray(len(seen))))
+    seen = seen + [0] * (classes - len(seen))
+    sums = sums + [np.zeros(shape, np.float64)] * (classes - len(sums))
+    samples = samples + [np.zeros((0,) + tuple(shape), np.float32)] * (classes - len(samples))
+    seen = distributed.total(np.asarray(seen, np.int64))
+    sums = distributed.total(np.stack(sums))
+    missing = [c for c, k in enumerate(seen) if k == 0]
+    if classes < 2 or missing:
+        raise ValueError(f"{where}: expected labels 0..C-1 with C >= 2 classes, each present; got {classes} classes, missing {missing}")
+    sample_x = distributed.gather_rows(np.concatenate(samples))
+    sample_y = distributed.gather_rows(np.concatenate([np.full(s.shape[0], c, np.int32) for c, s in enumerate(samples)]))
+    means = (sums / seen.reshape((-1,) + (1,) * len(shape))).astype(np.float32)
+    return _Survey(int(distributed.total(np.asarray(count, np.int64))), tuple(shape), sample_x, sample_y, means, sums, seen)
+
+
+def _stream(x, y, size_limit: int, mesh: Mesh, n: int, where: str, n_local: int | None = None,
+            image_shape: tuple = ()) -> _Stream:
+    """Batches of ``size`` rows; with several processes, n is the total and ``n_local`` this
+    process's rows, and every process makes as many steps as the one with the most (its last
+    batches empty: all padding, mask 0), since each step is one program across all of them."""
     size = parallel.padded_size(min(size_limit, n), mesh)
     if streaming.is_source(x):
-        return _Stream(lambda: streaming.rebatch(streaming.batches(x, where), size, where), size, -(-n // size), mesh)
-    return _Stream(lambda: iter(streaming.ArraySource(x, y, size)), size, -(-n // size), mesh)
+        local = lambda: streaming.rebatch(streaming.batches(x, where), size, where)  # noqa: E731
+    else:
+        local = lambda: iter(streaming.ArraySource(x, y, size))  # noqa: E731
+    if jax.process_count() == 1:
+        return _Stream(local, size, -(-n // size), mesh)
+    steps = -(-n_local // size)
+    total = int(distributed.largest(np.asarray(steps)))
+    empty = (np.zeros((0,) + tuple(image_shape), np.float32), np.zeros((0,), np.int32))
+    return _Stream(lambda: itertools.chain(local(), itertools.repeat(empty, total - steps)), size, total, mesh)
 
 
 def fit(
@@ -207,9 +273,10 @@ def fit(
     of (images, labels) batches) comes with y None and is read once per pass, never held in
     memory. Passes: (1) filters from class-wise patches / class means (a source: from a seeded
     sample of FILTER_SAMPLE_PER_CLASS images per class and exact class means); (2) the orbit
-    projection from the moments of every orbit element's response; (3) PCA from the moments
-    of the representation, or LDA from its class scatter; (4) the classifier: ridge and LDA
-    from streaming class statistics, the iterative kinds on the (N, K) features held in memory.
+    projection from the float64 moments of every orbit element's response; (3) the
+    symmetry-adapted PCA (or LDA) of the representation from its float64 symmetric moments (or
+    class statistics); (4) the classifier: ridge and LDA from streaming class statistics, the
+    iterative kinds on the (N, K) features held in memory.
     Batches are sharded over ``mesh`` (default: every device, ``parallel.make_mesh()``).
     """
     mesh = parallel.make_mesh() if mesh is None else mesh
@@ -222,11 +289,19 @@ def fit(
         survey = _survey(x, parallel.padded_size(config.batch_size, mesh), k_filters, "GlassBox.fit")
         n, image_shape, num_classes = survey.count, survey.image_shape, survey.class_means.shape[0]
         sample_x, sample_y = survey.sample_x, survey.sample_y
+        n_local = len(x) if hasattr(x, "__len__") else None
     else:
         x = data.as_images(x, "GlassBox.fit images")
-        y = data.as_labels(y, x.shape[0], "GlassBox.fit labels")
+        # One process's block may hold a single class; the classes are checked on the gathered labels.
+        y = data.as_labels(y, x.shape[0], "GlassBox.fit labels", min_classes=2 if jax.process_count() == 1 else 1)
         n, image_shape, num_classes = x.shape[0], x.shape[1:], int(y.max()) + 1
-        sample_x, sample_y = x, y
+        sample_x, sample_y, n_local = x, y, x.shape[0]
+        if jax.process_count() > 1:
+            # Each process holds its block of rows: the filters see every block, in process order
+            # (``data.sharding``: the train split as one process would read it).
+            sample_x, sample_y = distributed.gather_rows(x), distributed.gather_rows(y)
+            sample_y = data.as_labels(sample_y, sample_x.shape[0], "GlassBox.fit labels")
+            n, num_classes = sample_x.shape[0], int(sample_y.max()) + 1
     if class_names is None:
         class_names = tuple(str(c) for c in range(num_classes))
     class_names = tuple(class_names)
@@ -235,7 +310,9 @@ def fit(
     config = config.resolved(image_shape, n)
     group = groups.get(config.group)
     group.check_image((n,) + tuple(image_shape), "GlassBox.fit")
-    stream = _stream(x, y, config.batch_size, mesh, n, "GlassBox.fit")
+    if streaming.is_source(x) and jax.process_count() > 1 and n_local is None:
+        n_local = sum(b[0].shape[0] for b in streaming.batches(x, "GlassBox.fit"))
+    stream = _stream(x, y, config.batch_size, mesh, n, "GlassBox.fit", n_local, tuple(image_shape))
 
     patches = prototypes = None
     if config.filters in ("patch", "both"):
@@ -246,7 +323,7 @@ def fit(
             # Each class mean is its own one-image class: class_prototypes then only averages over G.
             prototypes = class_prototypes(survey.class_means, np.arange(num_classes), num_classes, group)
         else:
-            prototypes = class_prototypes(x, y, num_classes, group)
+            prototypes = class_prototypes(sample_x, sample_y, num_classes, group)
     banks = parallel.replicate(mesh, tuple(b for b in (patches, prototypes) if b is not None))
     static = dict(config=config, grids=tuple(g for b, g in ((patches, config.grid), (prototypes, 1)) if b is not None), mesh=mesh)
     probe = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
@@ -264,8 +341,12 @@ def fit(
         stats = parallel.replicate(mesh, reduction.scatter_init(row_dim(rows, params), num_classes))
         return _accumulate(stats, stream, params, static, desc, rows=rows, update=_scatter_update, wide=False)
 
-    moments = stats_pass("orbit", banks, lambda: reduction.moments_init(row_dim("orbit", banks), reduction.stats_dtype()),
-                         _moments_update, "fit: orbit")
+    if mesh.devices.flat[0].platform == "cpu":
+        # The widest statistics (|G| rows per image): BLAS's float64 rank-k update on the host.
+        moments = _host_moments_pass(stream, banks, static, "orbit", row_dim("orbit", banks), "fit: orbit")
+    else:
+        moments = stats_pass("orbit", banks, lambda: reduction.moments_init(row_dim("orbit", banks), reduction.stats_dtype()),
+                             _moments_update, "fit: orbit")
     response_dim = moments.total.shape[0]
     proj_dim = min(max(config.pool_dim, config.orbit_dim), response_dim, n * group.order - 1)
     with reduction.float64():
@@ -297,11 +378,13 @@ def fit(
     else:
         features, labels = [], []
         for xb, yb in progress(stream.batches(), total=stream.total, desc="fit: features", unit="batch"):
-            out = _features_step(params, parallel.shard_batch(mesh, xb, size=stream.size)[0], **static)
+            out = _rows_step(params, parallel.shard_batch(mesh, xb, size=stream.size)[0], **static)
             features.append(parallel.local_rows(out)[: xb.shape[0]])
             labels.append(yb)
-        clf = classifiers.fit_classifier(
-            config.classifier, np.concatenate(features), np.concatenate(labels), num_classes=num_classes, key=k_classifier, **option
-        )
-    return GlassBoxParams(config, tuple(image_shape), class_names, patches, prototypes, projection, reducer, clf, blocks)
+        features, labels = distributed.gather_rows(np.concatenate(features)), distributed.gather_rows(np.concatenate(labels))
+        clf = classifiers.fit_classifier(config.classifier, features, labels, num_classes=num_classes, key=k_classifier, **option)
+    params = GlassBoxParams(config, tuple(image_shape), class_names, patches, prototypes, projection, reducer, clf, blocks)
+    if jax.process_count() > 1:  # arrays replicated over every process's devices -> this process's copy
+        params = jax.tree.map(lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a, params)
+    return params
 

@@ -1,4 +1,8 @@
-"""The glass-box's forward pass, layer by layer: all pure and jittable on a ``GlassBoxParams`` pytree."""
+"""The glass-box's forward pass, layer by layer: all pure and jittable on a ``GlassBoxParams`` pytree.
+
+Beside it, on concrete params (host side): ``feature_action`` (how each group element acts on the
+layer-2 features) and ``irrep_summary`` (what layer 2 keeps of each irrep).
+"""
 from __future__ import annotations
 
 import equinox as eqx

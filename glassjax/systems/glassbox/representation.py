@@ -159,11 +159,17 @@ class OrbitProjection(NamedTuple):
 
 
 def fit_orbit_projection(moments: reduction.Moments, dim: int, *, key: jax.Array | None = None) -> OrbitProjection:
-    """Whitened PCA of the responses of every orbit element, from streaming moments; randomized
-    with a ``key`` (``reduction.fit_pca``). The projection is float32, the responses' dtype; float64
-    moments (``reduction.float64()``) give the covariance in float64, rounded to float32 for the
-    (D, D) eigh, which costs twice as much in float64 and gains nothing the float32 rows hold."""
-    pca = reduction.fit_pca(moments, dim, whiten=True, key=key, solve_dtype=None if key is not None else jnp.float32)
+    """Whitened PCA of the responses of every orbit element, from streaming moments, float32 out.
+
+    Exact by default: the top ``dim`` eigenpairs in float64 (``reduction.fit_pca_top``): the
+    responses' covariance has eigenvalues closer than float32 resolves (pairs of filters that
+    differ by a turn), and float64 keeps their eigenvectors the same whatever batches and devices
+    summed the moments. With a ``key``, randomized (``reduction.fit_pca``), for very wide responses.
+    """
+    if key is None:
+        pca = reduction.fit_pca_top(moments, dim, whiten=True)
+    else:
+        pca = reduction.fit_pca(moments, dim, whiten=True, key=key)
     components = pca.components * pca.scale[:, None]
     return OrbitProjection(pca.mean.astype(jnp.float32), components.astype(jnp.float32))
 

@@ -50,7 +50,7 @@ def _system(name: str, description: str, title: str, config: GlassBoxConfig) -> 
         name=name, description=description, title=title, config=config, fit=fit, features=layers, scores=apply,
         save=lambda params, path: save_params(params, path, system=name), load=load_params,
         representation=_representation, class_names=lambda params: params.class_names, settings=_settings,
-        filter_images=_filter_images, streams=True,
+        filter_images=_filter_images, streams=True, processes=True,
     )
 
 
