@@ -21,6 +21,7 @@ SCRIPTS = {
     "sensitivity": ["sensitivity.json", "sensitivity.png"],
     "ablations": ["ablations.json", "ablations.png"],
     "lie_derivative": ["lie_derivative.json"],
+    "input_signal": ["input_signal.json", "input_signal_matrix.png"],
 }
 EXTRA_ARGS = {"sensitivity": ["--datasets", "lfw_faces"]}
 

@@ -72,7 +72,7 @@ def _on_one_device(tree):
     """``tree`` on the default device: the metrics and predictions here are not sharded, and
     parameters replicated over a mesh (as the data-parallel fits leave them) would make every
     device run all of them."""
-    return jax.device_put(tree, jax.devices()[0])
+    return jax.device_put(tree, jax.local_devices()[0])  # jax.devices()[0] is process 0's in a run of several
 
 
 def fit(system: str | System, dataset, *, seed: int = 0, mesh=None, **overrides) -> Fitted:

@@ -18,7 +18,8 @@ import threading
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent.parent
-COMMANDS = ("datasets", "systems", "fit", "evaluate", "train_alexnet", "train_csg", "equivariance", "compare", "bench")
+COMMANDS = ("datasets", "systems", "fit", "evaluate", "train_alexnet", "train_csg", "equivariance", "compare", "bench",
+            "probe_input", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +66,19 @@ def _sigterm_unwinds():
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        code = _run(args)
+    except BaseException:
+        from glassjax.cli.common import crash_processes
+
+        crash_processes()  # several processes: the traceback, then no wait at exit for the others
+        raise
+    from glassjax.cli.common import end_processes
+
+    return end_processes(code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         with _sigterm_unwinds():
             from glassjax.cli.common import check_path_arguments
 
@@ -76,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"glassjax {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Exception as err:  # several processes: another one failed, its collective with it
+        from glassjax.cli.common import lost_process
+
+        message = lost_process(err)
+        if message is None:
+            raise
+        print(f"glassjax {args.command}: error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"glassjax {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -12,12 +12,26 @@ import numpy as np
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, *, default: str | None = "lfw_faces") -> None:
-    """--dataset, --classes, --data-dir, --seed."""
+    """--dataset, --classes, --data-dir, --seed, --image-size."""
     parser.add_argument("--dataset", default=default, required=default is None,
-                        help="bundled name (lfw_faces, digits, mnist5k) or a prepared TFDS name (default: %(default)s)")
+                        help="bundled name (lfw_faces, digits, mnist5k), a prepared TFDS name, or a path: a folder of "
+                             "class folders of images, an .npz, a Hugging Face save_to_disk folder or parquet "
+                             "(docs/data.md) (default: %(default)s)")
     parser.add_argument("--classes", default=None, help="comma-separated class names or indices to keep, e.g. 6,9")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: $TFDS_DATA_DIR)")
     parser.add_argument("--seed", type=seed_option, default=0, help="seed of the split and of every random choice (default: 0)")
+    parser.add_argument("--image-size", type=image_size_option, default=None, metavar="H[,W]",
+                        help="resize every image to H x W (bilinear); without it, images of different sizes are an error")
+
+
+def image_size_option(text: str) -> tuple[int, int]:
+    """argparse type of --image-size: H or H,W (``data.images.image_size``)."""
+    from glassjax.data import images
+
+    try:
+        return images.image_size(text, "--image-size")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).split(": ", 1)[1]) from None
 
 
 def seed_option(text: str) -> int:
@@ -30,6 +44,111 @@ def seed_option(text: str) -> int:
         if isinstance(err, ValueError) and "expected" not in str(err):  # int() of a non-number
             err = TypeError(f"--seed: expected seed an int in 0..{arrays.MAX_SEED}, got {text!r}")
         raise argparse.ArgumentTypeError(str(err).split(": ", 1)[1]) from None
+
+
+# --- several processes (jax.distributed) -----------------------------------------------------
+
+# Seconds without a heartbeat before a process is declared dead (``core.distributed``).
+HEARTBEAT_TIMEOUT = 60
+
+
+def add_process_arguments(parser: argparse.ArgumentParser) -> None:
+    """--coordinator, --num-processes, --process-id, --distributed, --heartbeat-timeout."""
+    group = parser.add_argument_group(
+        "several processes (one model; each process reads its own share of the train split, process 0 writes "
+        "and reports)")
+    group.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                       help="address of process 0, the same in every process, e.g. 10.0.0.1:1234")
+    group.add_argument("--num-processes", type=int, default=None, metavar="N", help="how many processes take part")
+    group.add_argument("--process-id", type=int, default=None, metavar="I", help="this process, 0..N-1")
+    group.add_argument("--distributed", action="store_true",
+                       help="let jax.distributed.initialize() find the processes itself (TPU pods, SLURM, Open MPI)")
+    group.add_argument("--heartbeat-timeout", type=int, default=HEARTBEAT_TIMEOUT, metavar="SECONDS",
+                       help="a process silent this long is declared dead and the others stop (default: %(default)s)")
+
+
+def start_processes(args: argparse.Namespace) -> bool:
+    """Join the run of several processes the arguments name (``core.distributed.initialize``), before
+    any JAX computation; returns whether this process is the main one (process 0, or the only one).
+    Processes other than 0 keep quiet (no progress bars)."""
+    import os
+
+    given = {"--coordinator": args.coordinator, "--num-processes": args.num_processes, "--process-id": args.process_id}
+    if args.distributed:
+        named = [k for k, v in given.items() if v is not None]
+        if named:
+            raise ValueError(f"--distributed: expected alone (JAX finds the processes), got {', '.join(named)} too")
+    elif all(v is None for v in given.values()):
+        return True
+    elif any(v is None for v in given.values()):
+        missing = [k for k, v in given.items() if v is None]
+        raise ValueError(f"{', '.join(given)}: expected all three together, got no {', '.join(missing)}")
+    from glassjax.core import distributed
+
+    try:
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed,
+                               heartbeat_timeout=args.heartbeat_timeout)
+    except ValueError as err:  # the option, not the function, in the one-line error
+        option = "--distributed" if args.distributed else "--coordinator"
+        raise ValueError(f"{option}: {str(err).split(': ', 1)[1]}") from None
+    if not distributed.is_main():
+        os.environ["GLASSJAX_QUIET"] = "1"
+    return distributed.is_main()
+
+
+def check_processes(args: argparse.Namespace, chosen) -> None:
+    """ValueError when the arguments ask for several processes and a chosen system cannot fit across them."""
+    if not (args.distributed or args.coordinator or args.num_processes or args.process_id is not None):
+        return
+    alone = [s.name for s in chosen if not s.processes]
+    if alone:
+        from glassjax import systems
+
+        able = [n for n in systems.names() if systems.get(n).processes]
+        raise ValueError(f"--num-processes: {', '.join(alone)} cannot fit across processes; those that can: {', '.join(able)}")
+
+
+def lost_process(err: BaseException) -> str | None:
+    """The one-line message for ``err`` when it is another process failing in a run of several (a
+    collective that lost its peer, the coordinator gone); None otherwise."""
+    import jax
+
+    if not jax.distributed.is_initialized() or not isinstance(err, jax.errors.JaxRuntimeError):
+        return None
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"another process failed or left the run ({first[:200]})"
+
+
+def end_processes(code: int) -> int:
+    """``code``; in a run of several processes that failed, this process ends here at once
+    (``core.distributed.exit_now``) rather than waiting at JAX's exit barrier for the others."""
+    jax = sys.modules.get("jax")
+    if code and jax is not None and jax.distributed.is_initialized():
+        from glassjax.core import distributed
+
+        distributed.exit_now(code)
+    return code
+
+
+def crash_processes() -> None:
+    """In a run of several processes, an uncaught exception (a bug): its traceback, then exit 1 at once."""
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.distributed.is_initialized():
+        import traceback
+
+        from glassjax.core import distributed
+
+        traceback.print_exc()
+        distributed.exit_now(1)
+
+
+def shard_train(dataset):
+    """This process's share of ``dataset``'s train split (``data.sharding``); the whole with one process."""
+    import jax
+
+    from glassjax.data import sharding
+
+    return sharding.shard_train(dataset, jax.process_index(), jax.process_count())
 
 
 # --- path arguments, checked before any work --------------------------------------------------
@@ -77,7 +196,8 @@ def load_dataset(args: argparse.Namespace):
     from glassjax import data
 
     classes = [c for c in args.classes.split(",") if c.strip()] if args.classes else None
-    return data.load(args.dataset, classes=classes, data_dir=args.data_dir, seed=args.seed)
+    return data.load(args.dataset, classes=classes, data_dir=args.data_dir, seed=args.seed,
+                     image_size=getattr(args, "image_size", None))
 
 
 def _to_builtin(value):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 from glassjax.cli.common import (
-    add_config_arguments, add_dataset_arguments, check_output_file, config_overrides, describe, load_dataset, print_json,
-    print_report,
+    add_config_arguments, add_dataset_arguments, add_process_arguments, check_output_file, config_overrides, describe,
+    check_processes, load_dataset, print_json, print_report, shard_train, start_processes,
 )
 
 
@@ -14,13 +14,15 @@ def add_parser(subparsers) -> None:
         "fit", help="fit a system (default: the glass-box) and report test accuracy",
         description="Fit a registered system on the train split and report accuracy on the test split, clean and "
                     "acted on by random group elements, with the class geometry of the layer its classifier reads. "
-                    "A prepared TFDS set with a test split streams its train split through systems that stream.")
+                    "A user's data set (folder, .npz, Hugging Face, parquet) or a prepared TFDS set with a test split "
+                    "streams its train split through systems that stream.")
     add_dataset_arguments(parser)
     parser.add_argument("--system", default="glassbox", help="a registered system, see `glassjax systems` "
                                                              "(default: %(default)s)")
     parser.add_argument("--out", default=None, help="save the fitted model to this .npz file")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     add_config_arguments(parser)
+    add_process_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -40,17 +42,23 @@ def run(args: argparse.Namespace) -> int:
 
     check_out_file(args.out)
     system = systems.get(args.system)
+    check_processes(args, [system])
+    main = start_processes(args)  # before any JAX computation
     config = system.configure(**config_overrides(args, [system.name])[system.name])
     if hasattr(config, "validated"):
         config = config.validated()
-    # A prepared TFDS set with a test split streams its train split; the rest loads into memory.
-    stream = None if args.classes or not system.streams else sources.tfds_stream(args.dataset, args.data_dir)
+    # A user's folder / .npz / HF / parquet set, or a prepared TFDS set with a test split, streams its
+    # train split; the rest loads into memory.
+    stream = None if args.classes or not system.streams else sources.stream(
+        args.dataset, args.data_dir, seed=args.seed, image_size=args.image_size)
     dataset = load_dataset(args) if stream is None else stream.test
     train = dataset if stream is None else dataset._replace(x_train=stream.train, y_train=None)
     start = time.perf_counter()
-    params = system.fit(config, train, key=jax.random.key(args.seed))
+    params = system.fit(config, shard_train(train), key=jax.random.key(args.seed))
     jax.block_until_ready(params)
-    fitted = comparison.Fitted(system, jax.device_put(params, jax.devices()[0]), time.perf_counter() - start)
+    if not main:  # process 0 alone reports and writes
+        return 0
+    fitted = comparison.Fitted(system, jax.device_put(params, jax.local_devices()[0]), time.perf_counter() - start)
     report = describe(fitted, dataset, args.seed)
     if stream is not None:
         report.update(n_train=len(stream.train), streamed=True)

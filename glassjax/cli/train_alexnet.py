@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from glassjax.cli.common import add_dataset_arguments, load_dataset, print_json
+from glassjax.cli.common import add_dataset_arguments, add_process_arguments, load_dataset, print_json
 
 
 def add_parser(subparsers) -> None:
@@ -28,6 +28,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default=None,
                         help="write the trained weights here as a torchvision state dict (.safetensors or .npz)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_process_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from glassjax.systems.alexnet import weights
     from glassjax.systems.alexnet.system import AlexNetConfig, AlexNetParams
 
+    if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
+        raise ValueError("--num-processes: train-alexnet trains in one process (its devices data-parallel); "
+                         "several processes fit the glass-box systems (fit, compare)")
     if args.out is not None and not args.out.lower().endswith((".safetensors", ".npz")):
         raise ValueError(f"--out: expected a .safetensors or .npz path, got {args.out!r}")
     dataset = load_dataset(args)

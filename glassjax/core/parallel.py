@@ -14,8 +14,9 @@ Multi-host (a TPU pod, several GPU hosts): call ``jax.distributed.initialize()``
 process first; ``make_mesh()`` then spans the devices of all hosts. Each host passes only its
 own rows to ``shard_batch`` (``jax.make_array_from_process_local_data`` assembles the global
 batch, every host's rows padded alike) and ``local_rows`` gives back that host's rows of a
-result. Every host must make the same number of calls with the same padded batch size. This
-path is the same code as one host; it has only been run with one process here.
+result. Every host must make the same number of calls with the same padded batch size: a host
+whose rows ran out passes empty arrays (all padding). ``glassjax.core.distributed`` starts the
+processes; ``tests/test_distributed.py`` runs 2 processes x 2 CPU devices against one device.
 """
 from __future__ import annotations
 
@@ -72,22 +73,25 @@ def shard_batch(mesh: Mesh, *arrays: Any, size: int | None = None) -> tuple[jax.
     """This host's rows of ``arrays`` (each (n, ...)) as global arrays sharded over the mesh, plus a mask.
 
     Each array is padded to ``size`` rows (default ``padded_size(n, mesh)``; it must be a multiple
-    of the host's device count) by repeating its last row. Returns (*sharded, mask) with mask
-    (size,) float32: 1 for the n real rows, 0 for padding.
+    of the host's device count) by repeating its last row; arrays of no rows (``size`` given)
+    become zeros. Returns (*sharded, mask) with mask (size,) float32: 1 for the n real rows, 0
+    for padding.
     """
     _check_mesh(mesh, "shard_batch")
     if not arrays:
         raise ValueError("shard_batch: expected at least one array, got none")
     arrays = [np.asarray(a) for a in arrays]
     n = arrays[0].shape[0] if arrays[0].ndim else 0
-    if n == 0 or any(a.ndim == 0 or a.shape[0] != n for a in arrays):
-        raise ValueError(f"shard_batch: expected arrays with the same non-zero number of rows, got shapes {[a.shape for a in arrays]}")
+    if any(a.ndim == 0 or a.shape[0] != n for a in arrays) or (n == 0 and size is None):
+        raise ValueError(f"shard_batch: expected arrays with the same number of rows (0 only with size), got shapes {[a.shape for a in arrays]}")
     size = padded_size(n, mesh) if size is None else size
     if size < n or size % _local_devices(mesh):
         raise ValueError(f"shard_batch: expected size >= {n} and a multiple of {_local_devices(mesh)} devices, got {size}")
     sharding = batch_sharding(mesh)
     mask = (np.arange(size) < n).astype(np.float32)
-    return tuple(jax.make_array_from_process_local_data(sharding, pad_rows(a, size)) for a in arrays + [mask])
+    # No rows (a process whose share ran out before the others'): zeros, every row masked.
+    pad = (lambda a: pad_rows(a, size)) if n else (lambda a: np.zeros((size,) + a.shape[1:], a.dtype))
+    return tuple(jax.make_array_from_process_local_data(sharding, pad(a)) for a in arrays + [mask])
 
 
 def replicate(mesh: Mesh, tree: Any) -> Any:

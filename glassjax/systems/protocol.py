@@ -66,6 +66,9 @@ class System:
     settings: Callable[[Any], dict] = lambda params: {}
     filter_images: Callable[[Any, Sequence[str]], FilterImages] | None = None
     streams: bool = False
+    # fit runs in every process of a jax.distributed run, each process passing only its share of the
+    # train split (``data.sharding``), and returns the same params in every process.
+    processes: bool = False
     # params -> InputSplit, for a system that transforms the images before its first layer; the
     # Lie derivative rotates the network's own input. None: that input is the image itself.
     input_split: Callable[[Any], InputSplit] | None = None

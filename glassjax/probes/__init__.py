@@ -1,0 +1,1 @@
+"""Probes: models trained on top of a fitted system to explain it (input_signal, explainer)."""
