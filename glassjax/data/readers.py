@@ -20,7 +20,7 @@ import numpy as np
 
 from glassjax.data import images
 
-__all__ = ["SPLITS", "IGNORED_SPLITS", "image_folder", "FolderReader", "NpzMember", "npz_members", "NpzReader"]
+__all__ = ["SPLITS", "IGNORED_SPLITS", "image_folder", "ImageReader", "FolderReader", "NpzMember", "npz_members", "NpzReader"]
 
 SPLITS = ("train", "test")
 IGNORED_SPLITS = ("val", "valid", "validation")  # beside train/ and test/, skipped
@@ -87,16 +87,25 @@ def image_folder(root: str, where: str) -> dict[str, tuple[list[str], list[str]]
     return splits
 
 
-class FolderReader:
+class ImageReader:
+    """What every reader of encoded images holds: labels (N,) 0..C-1, class names, and the
+    (H, W, channels) every image is decoded to; ``read(indices)`` is the subclass's."""
+
+    def __init__(self, name: str, labels: np.ndarray, class_names: Sequence[str], channels: int, size: tuple[int, int]):
+        self.name, self.class_names = name, tuple(class_names)
+        self.labels = np.asarray(labels, np.int32)
+        self.channels, self.size = channels, size
+        self.image_shape = (size[0], size[1], channels)
+
+
+class FolderReader(ImageReader):
     """Image files with labels 0..C-1, decoded ``channels`` deep at ``size`` (H, W) by the rules
     of ``glassjax.data.images``."""
 
     def __init__(self, name: str, files: Sequence[str], labels: np.ndarray, class_names: Sequence[str],
                  channels: int, size: tuple[int, int]):
-        self.name, self.files, self.class_names = name, list(files), tuple(class_names)
-        self.labels = np.asarray(labels, np.int32)
-        self.channels, self.size = channels, size
-        self.image_shape = (size[0], size[1], channels)
+        super().__init__(name, labels, class_names, channels, size)
+        self.files = list(files)
 
     def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices, np.int64)

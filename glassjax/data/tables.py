@@ -20,6 +20,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from glassjax.data import images
+from glassjax.data.readers import ImageReader
 
 __all__ = ["IMAGE_COLUMNS", "LABEL_COLUMNS", "HF_INSTALL", "is_hf_folder", "hf_splits", "parquet_files", "parquet_splits",
            "HFRows", "ParquetRows", "TableReader", "encode_labels"]
@@ -268,15 +269,13 @@ def encode_labels(raw: dict[str, np.ndarray], class_names: tuple[str, ...] | Non
     return out, tuple(str(c) for c in range(top))
 
 
-class TableReader:
+class TableReader(ImageReader):
     """Rows of a table decoded ``channels`` deep at ``size`` (H, W) by ``glassjax.data.images``' rules."""
 
     def __init__(self, name: str, rows: _Rows, labels: np.ndarray, class_names: Sequence[str], channels: int,
                  size: tuple[int, int]):
-        self.name, self.rows, self.class_names = name, rows, tuple(class_names)
-        self.labels = np.asarray(labels, np.int32)
-        self.channels, self.size = channels, size
-        self.image_shape = (size[0], size[1], channels)
+        super().__init__(name, labels, class_names, channels, size)
+        self.rows = rows
 
     def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices, np.int64)

@@ -114,6 +114,18 @@ def _open_folder(path: str, where: str, size: tuple[int, int] | None, seed: int,
     return IndexedSource(reader, train, batch_size=batch_size), IndexedSource(reader, test, batch_size=batch_size), class_names, split
 
 
+def _split_sources(split_readers: dict, class_names, seed: int, batch_size: int):
+    """(train, test, class_names, how): the readers' given train/test splits, or one reader ("all")
+    split by the seeded stratified rule."""
+    if "all" in split_readers:
+        reader = split_readers["all"]
+        train, test = _split_indices(reader.labels, seed)
+        return (IndexedSource(reader, train, batch_size=batch_size), IndexedSource(reader, test, batch_size=batch_size),
+                class_names, "seeded")
+    return (IndexedSource(split_readers["train"], batch_size=batch_size),
+            IndexedSource(split_readers["test"], batch_size=batch_size), class_names, "given")
+
+
 def _open_npz(path: str, where: str, size: tuple[int, int] | None, seed: int, batch_size: int):
     members = readers.npz_members(path, where)
     if {"x_train", "y_train", "x_test", "y_test"} <= set(members):
@@ -144,13 +156,7 @@ def _open_npz(path: str, where: str, size: tuple[int, int] | None, seed: int, ba
     labels, class_names = tables.encode_labels(raw, names, where, path)
     split_readers = {split: readers.NpzReader(path, members[xk], labels[split], class_names, size)
                      for split, (xk, _) in pairs.items()}
-    if "all" in split_readers:
-        reader = split_readers["all"]
-        train, test = _split_indices(reader.labels, seed)
-        return (IndexedSource(reader, train, batch_size=batch_size), IndexedSource(reader, test, batch_size=batch_size),
-                class_names, "seeded")
-    return (IndexedSource(split_readers["train"], batch_size=batch_size),
-            IndexedSource(split_readers["test"], batch_size=batch_size), class_names, "given")
+    return _split_sources(split_readers, class_names, seed, batch_size)
 
 
 def _open_table(path: str, kind: str, where: str, size: tuple[int, int] | None, seed: int, batch_size: int):
@@ -176,13 +182,7 @@ def _open_table(path: str, kind: str, where: str, size: tuple[int, int] | None, 
     shape = images.check_sizes(sizes, lambda i: f"{splits[scanned[i][0]].source} row {scanned[i][1]}", where, size)
     channels = images.channels_for(modes)
     split_readers = {s: tables.TableReader(path, rows, labels[s], class_names, channels, shape) for s, rows in splits.items()}
-    if "all" in split_readers:
-        reader = split_readers["all"]
-        train, test = _split_indices(reader.labels, seed)
-        return (IndexedSource(reader, train, batch_size=batch_size), IndexedSource(reader, test, batch_size=batch_size),
-                class_names, "seeded")
-    return (IndexedSource(split_readers["train"], batch_size=batch_size),
-            IndexedSource(split_readers["test"], batch_size=batch_size), class_names, "given")
+    return _split_sources(split_readers, class_names, seed, batch_size)
 
 
 def open_path(path: str, *, seed: int = 0, image_size: Any = None, batch_size: int = 1024,

@@ -24,13 +24,13 @@ __all__ = ["System", "FilterImages", "BUILTIN", "names", "get", "register", "unr
 BUILTIN = {
     "glassbox": "glassjax.systems.glassbox.system",
     "glassbox_both": "glassjax.systems.glassbox.system",
-    "glassbox_deep": "glassjax.systems.glassbox_deep.system",
     "alexnet": "glassjax.systems.alexnet.system",
     "cnn_csg": "glassjax.systems.csg.system",
     "alexnet_csg": "glassjax.systems.csg.system",
     "saab_ff": "glassjax.systems.saab.system",
     "pixelhop": "glassjax.systems.pixelhop.system",
     "lenet5": "glassjax.systems.lenet.system",
+    "glassbox_deep": "glassjax.systems.glassbox_deep.system",
 }
 
 _registered: dict[str, System] = {}

@@ -22,7 +22,8 @@ from glassjax.core import reduction
 from glassjax.core.batching import map_chunks
 from glassjax.systems.glassbox.filters import FilterBank
 
-__all__ = ["RHOS", "POOLINGS", "respond", "OrbitProjection", "fit_orbit_projection", "project_orbit", "pool_group"]
+__all__ = ["RHOS", "POOLINGS", "respond", "area_pool_matrix", "OrbitProjection", "fit_orbit_projection", "project_orbit",
+           "pool_group"]
 
 RHOS = ("abs", "relu_pair")
 POOLINGS = ("mean", "max", "bilinear")
@@ -30,7 +31,7 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 
 
 @functools.lru_cache(maxsize=64)
-def _pool_matrix(n: int, grid: int) -> np.ndarray:
+def area_pool_matrix(n: int, grid: int) -> np.ndarray:
     """(grid, n) area weights of ``grid`` equal bins over ``n`` pixels; symmetric under reversal."""
     edges = np.linspace(0.0, n, grid + 1)
     lo, hi = edges[:-1, None], edges[1:, None]
@@ -51,7 +52,7 @@ _ACCELERATOR_CHUNK_BYTES = 2**30
 @functools.lru_cache(maxsize=64)
 def _tap_pool_matrix(n: int, grid: int, k: int) -> np.ndarray:
     """(grid * k, n) weights; row (i, a) pools, into bin i, the pixels that tap a of a k-tap valid correlation reads."""
-    base = _pool_matrix(n - k + 1, grid)
+    base = area_pool_matrix(n - k + 1, grid)
     out = np.zeros((grid, k, n), np.float32)
     for a in range(k):
         out[:, a, a : a + n - k + 1] = base
@@ -64,8 +65,8 @@ def _grid_pool(maps: jax.Array, grid: int) -> jax.Array:
     if h % grid == 0 and w % grid == 0:
         # Whole-pixel bins: a plain mean, which XLA fuses with the nonlinearity that makes the maps.
         return jnp.mean(maps.reshape(m, grid, h // grid, grid, w // grid, f), axis=(2, 4))
-    rows = jnp.asarray(_pool_matrix(h, grid), maps.dtype)
-    cols = jnp.asarray(_pool_matrix(w, grid), maps.dtype)
+    rows = jnp.asarray(area_pool_matrix(h, grid), maps.dtype)
+    cols = jnp.asarray(area_pool_matrix(w, grid), maps.dtype)
     return jnp.einsum("ih,mhwf,jw->mijf", rows, maps, cols, precision=_HIGHEST)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from glassjax.core import groups
 # The one-layer glass-box's area bins: symmetric under reversal, so pooling commutes with D4 for every side.
-from glassjax.systems.glassbox.representation import _pool_matrix
+from glassjax.systems.glassbox.representation import area_pool_matrix
 
 __all__ = ["act_lifted", "expand", "lifted_layer", "area_pool", "canonical_responses", "patch_permutations"]
 
@@ -74,7 +74,7 @@ def area_pool(maps: jax.Array, side: int) -> jax.Array:
         return jnp.mean(maps.reshape(n, side, 2, side, 2, c), axis=(2, 4))
     if h == side:
         return maps
-    bins = jnp.asarray(_pool_matrix(h, side), maps.dtype)
+    bins = jnp.asarray(area_pool_matrix(h, side), maps.dtype)
     return jnp.einsum("ih,nhwc,jw->nijc", bins, maps, bins, precision=_HIGHEST)
 
 
