@@ -59,10 +59,9 @@ def targets(result: dict) -> dict:
         out[f"M[{name}][{name}] >= 0.95"] = {"value": diagonal, "met": bool(diagonal >= 0.95)}
     for row, v in result["nmi"].items():
         out[f"NMI intra > inter ({row})"] = {"value": v["intra"] - v["inter"], "met": bool(v["intra"] > v["inter"])}
-    for kind in ("total", "cpu"):  # wall seconds, and CPU seconds (what dedicated cores would take, or less)
-        seconds = result["seconds"].get(kind)
-        if seconds is not None:
-            out[f"whole probe < 1200 s ({kind})"] = {"value": seconds, "met": bool(seconds < 1200)}
+    # wall seconds, and CPU seconds (what dedicated cores would take, or less)
+    for kind, seconds in (("total", result["seconds"]), ("cpu", result["stage_seconds"]["cpu"])):
+        out[f"whole probe < 1200 s ({kind})"] = {"value": seconds, "met": bool(seconds < 1200)}
     return out
 
 
@@ -85,10 +84,11 @@ def main(argv=None) -> dict:
                                                         overrides={n: o for n, o in plan.items() if o})
     result, samples = input_signal.run(dataset, probed, QUICK_AUTOENCODER if args.quick else AUTOENCODER,
                                        seed=args.seed)
-    result["seconds"]["fit"] = fit_seconds
-    result["seconds"]["total"] = clock.elapsed
+    # Per stage (the probe's own), then the whole run as every experiment records it: "seconds".
+    stages = result.pop("seconds")
     # CPU seconds of this process (all threads): the runtime on dedicated cores when others share the machine.
-    result["seconds"]["cpu"] = time.process_time()
+    result["stage_seconds"] = dict(stages, fit=fit_seconds, cpu=time.process_time())
+    result["seconds"] = clock.elapsed
     result.update(environment=_common.environment(), quick=args.quick, seed=args.seed, plan=plan, skipped=skipped)
     result["targets"] = targets(result)
     names = result["classifiers"]
