@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
                     "group, and write index.html (self-contained), metrics.json and PNG figures into --out.")
     add_comparison_arguments(parser, systems="glassbox,glassbox_both,alexnet")
     parser.add_argument("--class-specificity", action="store_true",
-                        help="add the class-specificity section (issue 13 measures: MIS, filter classes and gate density, "
+                        help="add the class-specificity section (MIS, filter classes and gate density, "
                              "gradient-map and CAM localization, FGSM/PGD detection) for every system; minutes per system")
     parser.add_argument("--out", default="glassjax-report",
                         help="report folder, replaced only if new, empty or an earlier report (default: %(default)s)")
