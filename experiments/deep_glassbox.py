@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-from glassjax import data, systems  # noqa: E402
+from glassjax import data  # noqa: E402
 from glassjax.analysis import comparison, metrics, scoring  # noqa: E402
 
 DATASETS = ("digits", "lfw_faces", "mnist5k")

@@ -104,8 +104,8 @@ def _reference_respond(bank, orbit, rho, grid):
     maps = jax.lax.conv_general_dilated(orbit.reshape(n * g, h, w, c), kernel, (1, 1), "VALID",
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"), precision="highest")
     maps = jnp.abs(maps) if rho == "abs" else jnp.concatenate([jax.nn.relu(maps), jax.nn.relu(-maps)], axis=-1)
-    rows = representation._pool_matrix(maps.shape[1], grid)
-    cols = representation._pool_matrix(maps.shape[2], grid)
+    rows = representation.area_pool_matrix(maps.shape[1], grid)
+    cols = representation.area_pool_matrix(maps.shape[2], grid)
     return jnp.einsum("ih,nhwf,jw->nijf", rows, maps, cols, precision="highest").reshape(n, g, -1)
 
 

@@ -85,7 +85,7 @@ def test_invariant_part_is_d4_invariant(digits, bank, poolings):
 
 def test_pool_grid_weights_cover_every_pixel_once():
     for n, grid in [(24, 4), (21, 2), (5, 3)]:
-        m = representation._pool_matrix(n, grid)
+        m = representation.area_pool_matrix(n, grid)
         np.testing.assert_allclose(m.sum(1), 1.0, atol=1e-6)
         np.testing.assert_allclose(m.sum(0) * n / grid, 1.0, atol=1e-5)
         np.testing.assert_allclose(m, m[::-1, ::-1], atol=1e-7)

@@ -135,12 +135,6 @@ def _peak_rss_bytes() -> int:
 # --- the glass-box against numpy + scikit-learn ---------------------------------------------------
 
 
-def _pool_weights(n: int, grid: int) -> np.ndarray:
-    from glassjax.systems.glassbox.representation import _pool_matrix
-
-    return _pool_matrix(n, grid)
-
-
 class NumpyGlassBox:
     """The glass-box pipeline (patch filters, D4 orbit, relu pair, grid pooling, whitened orbit
     projection, mean/max/bilinear group pooling, whitened PCA, standardised logistic regression)
@@ -174,11 +168,13 @@ class NumpyGlassBox:
     @staticmethod
     def _pool(maps: np.ndarray, grid: int) -> np.ndarray:
         """Area-weighted grid pooling (M, h, w, F) -> (M, grid, grid, F): block means for whole-pixel bins."""
+        from glassjax.systems.glassbox.representation import area_pool_matrix
+
         m, h, w, f = maps.shape
         if h % grid == 0 and w % grid == 0:
             return maps.reshape(m, grid, h // grid, grid, w // grid, f).mean(axis=(2, 4))
-        pooled = np.tensordot(maps, _pool_weights(w, grid), axes=([2], [1]))  # (m, h, f, grid)
-        return np.einsum("ih,mhfj->mijf", _pool_weights(h, grid), pooled, optimize=True)
+        pooled = np.tensordot(maps, area_pool_matrix(w, grid), axes=([2], [1]))  # (m, h, f, grid)
+        return np.einsum("ih,mhfj->mijf", area_pool_matrix(h, grid), pooled, optimize=True)
 
     def _represent(self, e: np.ndarray) -> np.ndarray:
         n, g, d = e.shape

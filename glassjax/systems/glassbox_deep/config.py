@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 
-from glassjax.core import arrays, classifiers, groups
+from glassjax.core import arrays, classifiers
 from glassjax.systems.glassbox import representation as rep
 
 __all__ = ["DeepGlassBoxConfig", "GROUPS", "CRITERIA", "REPRESENTATIONS", "POOLINGS", "SMALL_TRAINING_SET"]
