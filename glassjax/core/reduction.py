@@ -27,6 +27,7 @@ under jit a NaN propagates into the statistics and the eager ``fit_*`` call repo
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -681,6 +682,17 @@ def float64():
     return jax.enable_x64(True)
 
 
+def _in_float64(fn):
+    """``fn`` run inside ``float64()``: its statistics and small eigen-problems in float64."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with float64():
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
 def stats_dtype() -> np.dtype:
     """The dtype of streaming statistics that must not depend on how the rows were batched:
     float64, whose sums are the same to ~1e-15 whatever the batch size and device count that
@@ -962,6 +974,7 @@ def _check_symmetric(fn: str, layout: Any, count: Any, *leaves) -> Layout:
     return layout
 
 
+@_in_float64
 def fit_symmetric_pca(
     stats: SymmetricMoments,
     layout: Layout,
@@ -982,20 +995,6 @@ def fit_symmetric_pca(
     still acts by the irrep's orthogonal matrices. With ``key``, real blocks wider than
     ``randomized_above`` use subspace iteration. Returns float32 (PCA, Blocks).
     """
-    with float64():
-        return _fit_symmetric_pca_impl(stats, layout, n_components, whiten=whiten, key=key, randomized_above=randomized_above)
-
-
-def _fit_symmetric_pca_impl(
-    stats: SymmetricMoments,
-    layout: Layout,
-    n_components: int,
-    *,
-    whiten: bool = False,
-    key: jax.Array | None = None,
-    randomized_above: int | None = None,
-) -> tuple[PCA, Blocks]:
-    """fit_symmetric_pca, under float64()."""
     layout = _check_symmetric("fit_symmetric_pca", layout, stats.trivial.count, stats.trivial.outer, *stats.second)
     table, _, mult = _irrep_tables(layout)
     k = _n_components("fit_symmetric_pca", n_components, layout.dim, "the feature dimension")
@@ -1030,6 +1029,7 @@ def _inverse_sqrt_host(a: np.ndarray) -> np.ndarray:
     return u / np.sqrt(np.maximum(e, 0) + floor)[None, :]
 
 
+@_in_float64
 def fit_symmetric_lda(
     stats: SymmetricScatter, layout: Layout, n_components: int, *, shrinkage: float | None = None
 ) -> tuple[LDA, Blocks]:
@@ -1042,14 +1042,6 @@ def fit_symmetric_lda(
     component; at most ``n_components`` features in whole blocks of largest discriminant ratio,
     each feature with unit within-class variance. Returns float32 (LDA, Blocks).
     """
-    with float64():
-        return _fit_symmetric_lda_impl(stats, layout, n_components, shrinkage=shrinkage)
-
-
-def _fit_symmetric_lda_impl(
-    stats: SymmetricScatter, layout: Layout, n_components: int, *, shrinkage: float | None = None
-) -> tuple[LDA, Blocks]:
-    """fit_symmetric_lda, under float64()."""
     m = stats.moments
     layout = _check_symmetric("fit_symmetric_lda", layout, m.trivial.count, m.trivial.outer, stats.class_total, *m.second)
     table, _, mult = _irrep_tables(layout)

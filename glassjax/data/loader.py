@@ -19,7 +19,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from glassjax.core import arrays
-from glassjax.data import tfds
+import glassjax.data.tfds as tfds
 
 __all__ = ["Dataset", "BUNDLED", "load", "available", "as_images", "as_labels", "is_image_list", "stratified_split",
            "select_classes"]
@@ -259,7 +259,7 @@ def load(name: str, *, classes: Sequence[str | int] | None = None, data_dir: str
         else:
             dataset = _load_tfds(name, data_dir, seed)
     if image_size is not None:
-        from glassjax.data import images
+        import glassjax.data.images as images
 
         size = images.image_size(image_size, "load: image_size")
         dataset = dataset._replace(x_train=images.resize(dataset.x_train, size), x_test=images.resize(dataset.x_test, size))

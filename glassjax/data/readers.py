@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from glassjax.data import images
+import glassjax.data.images as images
 
 __all__ = ["SPLITS", "IGNORED_SPLITS", "image_folder", "ImageReader", "FolderReader", "NpzMember", "npz_members", "NpzReader"]
 

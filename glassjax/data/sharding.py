@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from glassjax.core import arrays
-from glassjax.data import loader
+import glassjax.data.loader as loader
 
 __all__ = ["block", "shard_dataset", "shard_train"]
 

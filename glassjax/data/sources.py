@@ -30,8 +30,9 @@ from typing import Any, Iterable, Iterator, NamedTuple
 import numpy as np
 
 from glassjax.core import arrays
-from glassjax.data import images, tfds
-from glassjax.data import loader as data
+import glassjax.data.images as images
+import glassjax.data.tfds as tfds
+import glassjax.data.loader as data
 
 __all__ = ["ArraySource", "TFDSSource", "IndexedSource", "SyntheticSource", "Stream", "TFDSStream", "tfds_stream", "stream",
            "shard", "shard_indices", "is_source", "batches", "rebatch"]
@@ -268,7 +269,7 @@ def stream(name: str, data_dir: str | None = None, *, seed: int = 0, image_size:
     Face or parquet set (``glassjax.data.user``: the seeded stratified split when it has no test
     split), or a prepared TFDS set with a test split (``tfds_stream``); None otherwise (bundled
     sets load into memory)."""
-    from glassjax.data import user
+    import glassjax.data.user as user
 
     if name in data.BUNDLED:
         return None

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from glassjax.data import images
+import glassjax.data.images as images
 from glassjax.data.readers import ImageReader
 
 __all__ = ["IMAGE_COLUMNS", "LABEL_COLUMNS", "HF_INSTALL", "is_hf_folder", "hf_splits", "parquet_files", "parquet_splits",

@@ -24,7 +24,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from glassjax.core.progress import progress
-from glassjax.data import images, readers, tables
+import glassjax.data.images as images
+import glassjax.data.readers as readers
+import glassjax.data.tables as tables
 from glassjax.data.loader import Dataset, stratified_split
 from glassjax.data.sources import IndexedSource
 
