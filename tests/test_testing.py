@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from glassjax.core import groups
-from glassjax.analysis.testing import assert_equivariant, assert_group_axioms, assert_invariant
+from glassjax.analysis.testing import assert_equivariant, assert_group_axioms, assert_invariant, lifted_action
 
 RNG = np.random.default_rng(0)
 KERNEL = RNG.normal(size=(3, 3, 2, 3)).astype(np.float32)
@@ -106,3 +106,62 @@ def test_assert_helpers_reject_bad_input():
         assert_equivariant(symmetric_map, "d4", X, act_output="rot90")
     with pytest.raises(TypeError, match="expected exactly one of act_output"):
         assert_equivariant(symmetric_map, "d4", X)
+
+
+# --- lifted maps (N, h, w, |G| C): (L_u F)[g] = T_u F[u^-1 g] ----------------------------------
+
+D4 = groups.d4()
+PSI = jnp.asarray(RNG.normal(size=(3, 3, 2, 2)), jnp.float32)  # a generic kernel: no symmetry of its own
+
+
+def _moved(g, x):
+    return groups.act_batch(D4, jnp.full((x.shape[0],), g, jnp.int32), x)
+
+
+def lifted_by_orbit(x):
+    """F[g] = T_g (T_g^-1 x * psi), built from the orbit alone (no lifted-layer code): obeys the law."""
+    maps = [_moved(g, jnp.tanh(_conv(_moved(int(D4.inverse[g]), x), PSI))) for g in range(D4.order)]
+    return jnp.stack(maps, axis=3)  # (N, h, w, |G|, C)
+
+
+def right_regular(x):
+    """F[g] = T_g^-1 (T_g x * psi): F(u x)[g] = T_u F(x)[g u], the wrong side for D4 (not abelian)."""
+    maps = [_moved(int(D4.inverse[g]), jnp.tanh(_conv(_moved(g, x), PSI))) for g in range(D4.order)]
+    return jnp.stack(maps, axis=3)
+
+
+def unpermuted(x):
+    """Every F[g] the same generic map: the pixels move, the group axis is never permuted."""
+    return jnp.tile(jnp.tanh(_conv(x, PSI)), (1, 1, 1, D4.order))
+
+
+def test_assert_equivariant_knows_the_lifted_action():
+    assert_equivariant(lifted_by_orbit, "d4", X, lifted=True, norm_rtol=1e-6)  # float32 rounding only: ~1e-7
+    flat = lambda x: lifted_by_orbit(x).reshape(x.shape[:3] + (-1,))  # noqa: E731  group-major channels
+    assert_equivariant(flat, "d4", X, lifted=True)
+    # The action itself against numpy: T_u on each map, then g reads u^-1 g.
+    y = np.asarray(lifted_by_orbit(X))
+    for u in range(D4.order):
+        r, f = (int(v) for v in D4.elements[u])
+        moved = np.rot90(y[:, :, ::-1] if f else y, k=r, axes=(1, 2))[:, :, :, D4.cayley_table[D4.inverse[u]]]
+        np.testing.assert_array_equal(np.asarray(lifted_action(D4)(u, y)), moved)
+
+
+@pytest.mark.parametrize("fn", [right_regular, unpermuted])
+def test_assert_equivariant_lifted_fails_on_a_map_that_breaks_the_law(fn):
+    with pytest.raises(AssertionError, match=rf"{fn.__name__} is not equivariant under group 'd4'.*norm_rtol=1e-06"):
+        assert_equivariant(fn, "d4", X, lifted=True, norm_rtol=1e-6)
+    with pytest.raises(AssertionError, match=rf"{fn.__name__} is not equivariant"):
+        assert_equivariant(fn, "d4", X, lifted=True)
+
+
+def test_norm_rtol_and_lifted_reject_bad_input():
+    with pytest.raises(AssertionError, match=r"not invariant.*norm_rtol=1e-06"):
+        assert_invariant(lambda x: jnp.max(generic_map(x), axis=(1, 2)), "d4", X, norm_rtol=1e-6)
+    assert_invariant(lambda x: jnp.mean(symmetric_map(x), axis=(1, 2)), "d4", X, norm_rtol=1e-6)
+    with pytest.raises(ValueError, match="expected norm_rtol >= 0"):
+        assert_invariant(symmetric_map, "d4", X, norm_rtol=-1.0)
+    with pytest.raises(TypeError, match="expected exactly one of act_output.*got act_output and lifted"):
+        assert_equivariant(symmetric_map, "d4", X, act_output=act_maps, lifted=True)
+    with pytest.raises(ValueError, match=r"lifted_action: expected lifted maps .* \|G\| = 8, got shape \(3, 6, 6, 3\)"):
+        assert_equivariant(generic_map, "d4", X, lifted=True)

@@ -3,6 +3,12 @@
 ``assert_invariant`` and ``assert_equivariant`` test a function of an image batch against
 every element of a group; ``assert_group_axioms`` tests a group itself. They raise
 AssertionError naming the worst element and its error, like ``numpy.testing``.
+
+The outputs may be vectors, feature maps moved by the group's pixel action, or lifted maps
+(maps with a group axis, the deep glass-box's layers), on which u acts by
+(L_u F)[g] = T_u F[u^-1 g] (``lifted_action``). Tolerances are elementwise
+(``atol + rtol |expected|``) or, with ``norm_rtol``, on the relative norm of the error
+||fn(g x) - expected|| / ||expected||.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import numpy as np
 
 from glassjax.core import arrays, groups
 
-__all__ = ["assert_invariant", "assert_equivariant", "assert_group_axioms"]
+__all__ = ["assert_invariant", "assert_equivariant", "assert_group_axioms", "lifted_action"]
 
 
 def _leaves(tree: Any) -> list[np.ndarray]:
@@ -50,43 +56,54 @@ def _check_batch(x: Any, group: groups.Group, where: str) -> jax.Array:
     return x
 
 
-def _check_tolerances(rtol: float, atol: float, where: str) -> None:
+def _check_tolerances(rtol: float, atol: float, norm_rtol: float | None, where: str) -> None:
     arrays.as_float(rtol, where, "rtol", positive=False)
     arrays.as_float(atol, where, "atol", positive=False)
+    if norm_rtol is not None:
+        arrays.as_float(norm_rtol, where, "norm_rtol", positive=False)
 
 
 def _check_all(
-    fn: Callable, group: groups.Group, x: jax.Array, expected_of: Callable[[int], Any], rtol: float, atol: float, what: str
+    fn: Callable, group: groups.Group, x: jax.Array, expected_of: Callable[[int], Any], rtol: float, atol: float, what: str,
+    norm_rtol: float | None = None,
 ) -> None:
-    """Compare fn(g x) with expected_of(g) for every g; raise naming the worst element."""
+    """Compare fn(g x) with expected_of(g) for every g; raise naming the worst element.
+
+    Elementwise within atol + rtol |expected|, or (``norm_rtol`` given) by the relative norm error alone.
+    """
     failures = []
     for g in range(group.order):
         moved = groups.act_batch(group, jnp.full((x.shape[0],), g, jnp.int32), x)
         ratio, max_abs, relative = _mismatch(fn(moved), expected_of(g), rtol, atol)
+        if norm_rtol is not None:
+            ratio = relative / norm_rtol if norm_rtol > 0 else (np.inf if relative > 0 else 0.0)
         if ratio > 1.0:
             failures.append((ratio, g, max_abs, relative))
     if failures:
         _, g, max_abs, relative = max(failures)
         name = getattr(fn, "__name__", type(fn).__name__)
+        bound = f"norm_rtol={norm_rtol}" if norm_rtol is not None else f"atol={atol} + rtol={rtol} * |expected|"
         raise AssertionError(
             f"{name} is not {what} under group {group.name!r}: worst element g={g} {group.elements[g]} "
-            f"has max abs error {max_abs:.3g} (relative norm error {relative:.3g}) > atol={atol} + rtol={rtol} * |expected|; "
+            f"has max abs error {max_abs:.3g} (relative norm error {relative:.3g}) > {bound}; "
             f"failing elements: {sorted(f[1] for f in failures)} of {group.order}"
         )
 
 
 def assert_invariant(
-    fn: Callable[[jax.Array], Any], group: groups.Group | str, x: jax.Array, *, rtol: float = 1e-5, atol: float = 1e-6
+    fn: Callable[[jax.Array], Any], group: groups.Group | str, x: jax.Array, *, rtol: float = 1e-5, atol: float = 1e-6,
+    norm_rtol: float | None = None,
 ) -> None:
-    """Assert fn(g x) == fn(x) elementwise within atol + rtol * |fn(x)| for every g in group.
+    """Assert fn(g x) == fn(x) elementwise within atol + rtol * |fn(x)| for every g in group, or (with
+    ``norm_rtol``) ||fn(g x) - fn(x)|| <= norm_rtol ||fn(x)|| over all the outputs together.
 
     fn maps images (N, H, W, C) to an array or pytree of arrays; x (N, H, W, C).
     """
     group = groups.get(group)
     x = _check_batch(x, group, "assert_invariant")
-    _check_tolerances(rtol, atol, "assert_invariant")
+    _check_tolerances(rtol, atol, norm_rtol, "assert_invariant")
     reference = fn(x)
-    _check_all(fn, group, x, lambda g: reference, rtol, atol, "invariant")
+    _check_all(fn, group, x, lambda g: reference, rtol, atol, "invariant", norm_rtol)
 
 
 def assert_equivariant(
@@ -96,29 +113,57 @@ def assert_equivariant(
     *,
     act_output: Callable[[int, Any], Any] | None = None,
     feature_action: Callable[[int], Any] | Any = None,
+    lifted: bool = False,
     rtol: float = 1e-5,
     atol: float = 1e-6,
+    norm_rtol: float | None = None,
 ) -> None:
-    """Assert fn(g x) == act_output(g, fn(x)) within atol + rtol * |expected| for every g in group.
+    """Assert fn(g x) == act_output(g, fn(x)) within atol + rtol * |expected| for every g in group
+    (with ``norm_rtol``: ||fn(g x) - expected|| <= norm_rtol ||expected|| instead).
 
-    fn maps images (N, H, W, C) to an output batch. Say how g acts on it in one of two ways:
+    fn maps images (N, H, W, C) to an output batch. Say how g acts on it in one of three ways:
     ``act_output(g, y)`` applies element index g to the whole output batch (for a feature map
     batch (N, h, w, c) under an image group this is ``groups.act_batch(group, jnp.full((N,), g), y)``);
     or, for features (N, K) on which g acts linearly, ``feature_action``: g -> M_g (K, K) (such as
-    ``GlassBox.feature_action``) or an array (|G|, K, K), so that fn(g x) == fn(x) @ M_g.T.
+    ``GlassBox.feature_action``) or an array (|G|, K, K), so that fn(g x) == fn(x) @ M_g.T;
+    or ``lifted=True`` for lifted maps (N, h, w, |G| C) (group-major channels) or (N, h, w, |G|, C):
+    fn(u x) == L_u fn(x), (L_u F)[g] = T_u F[u^-1 g] (``lifted_action``).
     """
-    if (act_output is None) == (feature_action is None):
-        raise TypeError("assert_equivariant: expected exactly one of act_output(g, y) and feature_action, "
-                        f"got {'both' if act_output is not None else 'neither'}")
+    given = [name for name, v in (("act_output", act_output), ("feature_action", feature_action),
+                                  ("lifted", lifted or None)) if v is not None]
+    if len(given) != 1:
+        raise TypeError("assert_equivariant: expected exactly one of act_output(g, y), feature_action and lifted=True, "
+                        f"got {' and '.join(given) if given else 'neither'}")
+    group = groups.get(group)
     if feature_action is not None:
         act_output = _linear_action(feature_action)
+    if lifted:
+        act_output = lifted_action(group)
     if not callable(act_output):
         raise TypeError(f"assert_equivariant: expected a callable act_output(g, y), got {type(act_output).__name__}")
-    group = groups.get(group)
     x = _check_batch(x, group, "assert_equivariant")
-    _check_tolerances(rtol, atol, "assert_equivariant")
+    _check_tolerances(rtol, atol, norm_rtol, "assert_equivariant")
     reference = fn(x)
-    _check_all(fn, group, x, lambda g: act_output(g, reference), rtol, atol, "equivariant")
+    _check_all(fn, group, x, lambda g: act_output(g, reference), rtol, atol, "equivariant", norm_rtol)
+
+
+def lifted_action(group: groups.Group | str) -> Callable[[int, Any], jax.Array]:
+    """act_output(u, y) for lifted maps y (N, h, w, |G| C) (group-major channels) or (N, h, w, |G|, C):
+    (L_u F)[g] = T_u F[u^-1 g] on every map of the batch, T_u the group's pixel action."""
+    from glassjax.systems.glassbox_deep.lifted import act_lifted  # analysis reads systems; not the other way
+
+    group = groups.get(group)
+
+    def act(u: int, y: Any) -> jax.Array:
+        y = jnp.asarray(y)
+        if y.ndim not in (4, 5) or (y.ndim == 5 and y.shape[3] != group.order) or (y.ndim == 4 and y.shape[3] % group.order):
+            raise ValueError(f"lifted_action: expected lifted maps (N, h, w, |G| C) or (N, h, w, |G|, C) with "
+                             f"|G| = {group.order}, got shape {y.shape}")
+        flat = y.reshape(y.shape[:3] + (group.order, -1))
+        moved = jax.vmap(lambda f: act_lifted(group, u, f))(flat)
+        return moved.reshape(y.shape)
+
+    return act
 
 
 def _linear_action(feature_action: Any) -> Callable[[int, Any], np.ndarray]:

@@ -18,6 +18,7 @@ REPRESENTATIONS = ("invariant", "equivariant", "both")
 # rep.POOLINGS plus "irrep": the norm of every irrep block of the group axis (|y| for 1-D irreps).
 POOLINGS = rep.POOLINGS + ("irrep",)
 SMALL_TRAINING_SET = 1000  # below this many training images the top keeps fewer features
+GRID_SIDE = 12  # top maps under this side are pooled to a 3 x 3 grid, larger ones to 4 x 4 (measured)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +31,16 @@ class DeepGlassBoxConfig:
                     pca (symmetrised PCA), class_pca (the same per class), fisher (per class,
                     generalized eigenvectors of the class's scatter against the pooled
                     within-class scatter: class-discriminative)
-    widths          filters per layer, the lifting layer first; the depth is its length
+    widths          filters per layer, the lifting layer first; the depth is its length (default
+                    depth 1: one lifting layer; depth 2 measured worse on digits and mnist5k, see
+                    docs/deep_glassbox.md)
     kernel_sizes    odd k of each layer's k x k filters (zero padding (k - 1) / 2 keeps the size)
     downsample      per layer, 1 (keep the side) or 2 (area pooling to ceil(side / 2), exact for
                     every side); (2, 2, ...), or (1, 2, ...) for images under 16 pixels
     rho             fixed nonlinearity after every layer: abs or relu_pair
-    grid            spatial grid the top layer's maps are pooled to (2; 1 for maps under 4 pixels)
+    grid            spatial grid the top layer's maps are pooled to (3 for maps under 12 pixels, 4
+                    otherwise, 2 for small training sets; at most the side of the maps)
+    multiscale      the top reads every layer's maps, each pooled to the grid, not only the last's
     poolings        invariant poolings over the group axis from mean, max, bilinear, irrep
                     (mean, max, bilinear; mean and max for small training sets)
     pool_dim        width d of the orbit projection that is pooled
@@ -55,11 +60,12 @@ class DeepGlassBoxConfig:
     group: str = "d4"
     representation: str = "invariant"
     criterion: str = "fisher"
-    widths: tuple[int, ...] = (16, 32)
-    kernel_sizes: tuple[int, ...] = (5, 3)
+    widths: tuple[int, ...] = (16,)
+    kernel_sizes: tuple[int, ...] = (5,)
     downsample: tuple[int, ...] | None = None
     rho: str = "abs"
     grid: int | None = None
+    multiscale: bool = False
     poolings: tuple[str, ...] | None = None
     pool_dim: int = 32
     orbit_dim: int = 32
@@ -106,6 +112,7 @@ class DeepGlassBoxConfig:
                    for name in ("grid", "pool_dim", "orbit_dim", "components", "filter_images", "patches_per_image",
                                 "batch_size")}
         numbers["whiten"] = arrays.as_bool(self.whiten, "DeepGlassBox", "whiten")
+        numbers["multiscale"] = arrays.as_bool(self.multiscale, "DeepGlassBox", "multiscale")
         if self.regularization is not None:
             numbers["regularization"] = arrays.as_float(self.regularization, "DeepGlassBox", "regularization", positive=True)
         shrinkage = arrays.as_float(self.shrinkage, "DeepGlassBox", "shrinkage", positive=False)
@@ -124,10 +131,10 @@ class DeepGlassBoxConfig:
         for k in config.kernel_sizes:
             if k > h:
                 raise ValueError(f"DeepGlassBox: expected kernel_sizes <= {h} for {h}x{w} images, got {k}")
-        grid = config.grid or min(2 if side >= 4 else 1, side)
+        few = n_train < SMALL_TRAINING_SET
+        grid = config.grid or min(2 if few else 3 if side < GRID_SIDE else 4, side)
         if grid > side:
             raise ValueError(f"DeepGlassBox: expected grid <= {side} (the side of the top maps), got {grid}")
-        few = n_train < SMALL_TRAINING_SET
         return dataclasses.replace(config, grid=grid, downsample=downsample,
                                    poolings=config.poolings or (("mean", "max") if few else ("mean", "max", "bilinear")),
                                    components=config.components or (30 if few else 200))

@@ -119,7 +119,7 @@ def fit(
         channels = bank.filters.shape[0] * (2 if config.rho == "relu_pair" else 1)
     filters, biases = tuple(filters), tuple(biases)
 
-    top = jax.jit(lambda xb: _top(config, _lifted(config, filters, biases, xb, len(filters))[-1]))
+    top = jax.jit(lambda xb: _top(config, _lifted(config, filters, biases, xb, len(filters))))
     e = map_batches(top, x, config.batch_size, desc="fit: responses", mesh=mesh)  # (N, |G|, D)
     acc = reduction.HostMoments(e.shape[-1])
     acc.add(e.reshape(-1, e.shape[-1]))

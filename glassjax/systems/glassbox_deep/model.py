@@ -1,7 +1,8 @@
 """The deep glass-box's forward pass, layer by layer: pure and jittable on a ``DeepGlassBoxParams`` pytree.
 
   lifted maps   layer 1 lifts, layers 2..L convolve on the lifted domain   (N, h_l, h_l, |G| C_l)
-  responses     E[g] = T_g P_grid(F_L[g^-1]): the group permutes its axis    (N, |G|, D)
+  responses     E[g] = T_g P_grid(F_L[g^-1]) (multiscale: every layer's,     (N, |G|, D)
+                concatenated): the group permutes its axis
   orbit         z = the one-layer glass-box's whitened orbit projection      (N, |G|, d)
   invariant     poolings over g (mean, max, bilinear, irrep norms)           (N, D_I)
   pca           symmetry-adapted PCA of the representation                    (N, K)
@@ -67,13 +68,16 @@ def lifted_maps(params: DeepGlassBoxParams, x: jax.Array) -> list[jax.Array]:
     return _lifted(params.config, params.filters, params.biases, x, len(params.filters))
 
 
-def _top(config: DeepGlassBoxConfig, maps: jax.Array) -> jax.Array:
-    return lifted.canonical_responses(config.group, maps, config.grid)
+def _top(config: DeepGlassBoxConfig, maps: list[jax.Array]) -> jax.Array:
+    """Every lifted layer's maps -> E (N, |G|, D): the last layer's, or (multiscale) every layer's concatenated."""
+    read = maps if config.multiscale else maps[-1:]
+    return jnp.concatenate([lifted.canonical_responses(config.group, m, config.grid) for m in read], axis=-1)
 
 
 def responses(params: DeepGlassBoxParams, x: jax.Array) -> jax.Array:
-    """E: x (N, H, H, C) -> (N, |G|, grid^2 C_L); E(act(u, x))[g] = E(x)[g u]. Chunked over images."""
-    return map_chunks(lambda chunk: _top(params.config, lifted_maps(params, chunk)[-1]), x, CHUNK)
+    """E: x (N, H, H, C) -> (N, |G|, grid^2 C_L) (multiscale: grid^2 sum_l C_l); E(act(u, x))[g] = E(x)[g u].
+    Chunked over images."""
+    return map_chunks(lambda chunk: _top(params.config, lifted_maps(params, chunk)), x, CHUNK)
 
 
 def irrep_norms(group: str, z: jax.Array) -> jax.Array:
@@ -134,7 +138,7 @@ def layers(params: DeepGlassBoxParams, x: jax.Array) -> dict[str, jax.Array]:
     """
     config = params.config
     maps = lifted_maps(params, x)
-    z = rep.project_orbit(params.projection, _top(config, maps[-1]))
+    z = rep.project_orbit(params.projection, _top(config, maps))
     out = dict(zip(layer_names(len(maps)), maps))
     out["orbit"] = z[..., : config.orbit_dim].reshape(x.shape[0], -1)
     out["invariant"] = _invariant(config, z)
