@@ -218,3 +218,47 @@ def test_bad_input(blobs):
         C.predict({"weights": params.weights}, x)
     with pytest.raises(ValueError, match="classifier_from_arrays: expected kind in"):
         C.classifier_from_arrays({**C.classifier_to_arrays(params), "kind": np.asarray("tree")})
+
+
+# ----------------------------------------------------------------------------- sample_weight
+
+
+@pytest.mark.parametrize("kind", ["ridge", "lda", "logistic", "svm"])
+def test_integer_sample_weights_equal_repeated_rows(blobs, kind):
+    (x, y), (xte, _) = blobs
+    x, y = np.asarray(x[:80], np.float64), y[:80]
+    w = np.random.default_rng(1).integers(0, 4, x.shape[0])  # 0 removes a row, 3 triples it
+    with R.float64():
+        weighted = C.fit_classifier(kind, x, y, num_classes=2, sample_weight=w.astype(np.float64), **_tight(kind))
+        repeated = C.fit_classifier(kind, np.repeat(x, w, axis=0), np.repeat(y, w), num_classes=2, **_tight(kind))
+        xt = np.asarray(xte[:50], np.float64)
+        # Closed forms agree to float64 rounding; L-BFGS to its gradient tolerance 1e-10.
+        np.testing.assert_allclose(C.predict_scores(weighted, xt), C.predict_scores(repeated, xt), rtol=1e-6, atol=1e-6)
+
+
+def _tight(kind):
+    return {"tol": 1e-10, "max_iter": 2000} if kind in ("logistic", "svm") else {}
+
+
+@pytest.mark.parametrize("kind", C.KINDS)
+def test_sample_weight_none_and_ones_agree_with_unweighted(binary_models, blobs, kind):
+    (x, y), (xte, _) = blobs
+    options = SMALL_MLP if kind == "mlp" else {}
+    ones = C.fit_classifier(kind, x, y, num_classes=2, key=jax.random.key(1), sample_weight=np.ones(len(y)), **options)
+    none = C.fit_classifier(kind, x, y, num_classes=2, key=jax.random.key(1), sample_weight=None, **options)
+    for a, b in zip(none, binary_models[kind]):  # None: the unweighted code path, bit for bit
+        np.testing.assert_array_equal(a, b)
+    # Ones: the weighted path; the same model up to float32 rounding of the sums.
+    np.testing.assert_allclose(C.predict_scores(ones, xte), C.predict_scores(none, xte), rtol=1e-4, atol=1e-4)
+
+
+def test_sample_weight_bad_input(blobs):
+    (x, y), _ = blobs
+    with pytest.raises(ValueError, match="sample_weight of shape"):
+        C.fit_logistic(x, y, num_classes=2, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="sample_weight >= 0"):
+        C.fit_classifier("ridge", x, y, num_classes=2, sample_weight=-np.ones(len(y)))
+    with pytest.raises(ValueError, match="positive sum"):
+        C.fit_svm(x, y, num_classes=2, sample_weight=np.zeros(len(y)))
+    with pytest.raises(TypeError, match="sample_weight"):
+        C.fit_lda_classifier(x, y, num_classes=2, sample_weight="ones")

@@ -98,16 +98,22 @@ def centroids():
 def test_a_registered_system_flows_through_every_command(centroids, tmp_path, capsys):
     assert "centroids" in systems.names()
     out = tmp_path / "report"
-    assert cli.main(["compare", "--systems", "centroids", *DATA, "--temperature", "2", "--out", str(out), "--json"]) == 0
+    assert cli.main(["compare", "--systems", "centroids", *DATA, "--temperature", "2", "--influence", "2", "--out", str(out),
+                     "--json"]) == 0
     result = _last_json(capsys)
     assert [row["name"] for row in result["layers"]] == ["centroids_pixels", "centroids_distances"]
+    # --influence: the default glass-box's two highest-loss test images, highest first, with their training images
+    losses = [entry["loss"] for entry in result["influence"]]
+    assert len(losses) == 2 and losses[0] >= losses[1]
+    assert all(len(entry["helpful"]) == len(entry["harmful"]) == 5 for entry in result["influence"])
+    assert "influence.png" in os.listdir(out) and "Influence of the training images" in (out / "index.html").read_text()
     stored = json.loads((out / "metrics.json").read_text())
     assert stored["systems"]["centroids"]["title"] == "class means"
     assert stored["accuracy"]["centroids"]["accuracy"] > 0.9  # 6 vs 9 by their mean images
     page = (out / "index.html").read_text()
     assert "centroids_distances" in page and "Where class means loses" in page
     assert "filters.png" not in os.listdir(out)  # it has no filters to draw
-    assert "--temperature 2" in stored["command"]
+    assert "--temperature 2" in stored["command"] and "--influence 2" in stored["command"]
     # fit, save, evaluate: the same JSON keys as the glass-box's.
     model = tmp_path / "centroids.npz"
     assert cli.main(["fit", "--system", "centroids", "--dataset", "digits", "--classes", "6,9", "--out", str(model),
@@ -145,6 +151,8 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     assert "--images: expected at least 2" in capsys.readouterr().err
     assert cli.main(["equivariance", "--systems", "glassbox,lenet9", *DATA]) == 2
     assert "unknown system 'lenet9'" in capsys.readouterr().err
+    assert cli.main(["compare", "--influence", "-1", *DATA]) == 2
+    assert "expected --influence K >= 0" in capsys.readouterr().err
     assert cli.main(["compare", "--weights", "/nonexistent.safetensors", *DATA]) == 2
     assert "--weights: no file at /nonexistent.safetensors" in capsys.readouterr().err
     occupied = tmp_path / "notes"

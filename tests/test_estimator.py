@@ -16,7 +16,9 @@ tested below on images instead: dont_overwrite_parameters, estimators_overwrite_
 estimators_fit_returns_self, fit_check_is_fitted (``test_fit_sets_only_fitted_attributes``),
 dict_unchanged, fit_idempotent, methods_subset_invariance, methods_sample_order_invariance,
 estimators_pickle, classifiers_one_label, classifiers_regression_target, classifiers_classes,
-pipeline_consistency. Not applicable at all: sample-weight checks (fit takes no sample_weight),
+pipeline_consistency. scikit-learn's sample-weight checks feed tabular X too; their properties
+(integer weights = repeated rows, weight 0 = removal, errors) are tested on images in
+tests/test_sample_weight.py. Not applicable at all:
 sparse and array-API input, pandas / NotAnArray / dtype-object input, n_features_in (images
 have a shape, ``image_shape_``, not a feature count), check_supervised_y_2d (a column y is
 refused, not raveled with a warning), fit1d / fit2d_1sample / fit2d_1feature, partial_fit,

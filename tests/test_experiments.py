@@ -22,6 +22,7 @@ SCRIPTS = {
     "ablations": ["ablations.json", "ablations.png"],
     "lie_derivative": ["lie_derivative.json"],
     "input_signal": ["input_signal.json", "input_signal_matrix.png"],
+    "influence": ["influence.json", "influence.png"],
 }
 EXTRA_ARGS = {"sensitivity": ["--datasets", "lfw_faces"]}
 

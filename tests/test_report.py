@@ -243,3 +243,21 @@ def test_class_specificity_section(result, figures):
     assert cells[0][:5] == ["glass-box", "conv3", "0.9", "0.123", "0.5"] and cells[0][6] == "-"
     assert cells[1][4] == "-" and cells[1][-2:] == ["0.61", "0.95"]
     assert len(re.findall(r'<img src="data:image/png;base64,', page)) == len(figures) + 3
+
+
+def test_influence_section(result, figures):
+    """The section appears only when measured: one row per test image, class names escaped, the figure embedded."""
+    entries = [{"test_index": 7, "label": 1, "loss": 2.5, "helpful": [3, 1], "harmful": [0, 2]},
+               {"test_index": 2, "label": 0, "loss": 0.75, "helpful": [1, 3], "harmful": [2, 0]}]
+    rng = np.random.default_rng(1)
+    x_train, x_test = rng.random((4, 6, 6, 1)), rng.random((8, 6, 6, 1))
+    drawn = report.influence_figure(entries, x_train, np.array([0, 1, 0, 1]), x_test, ["top", "<centre>"], top=2)
+    assert drawn.startswith(PNG)
+    assert "Influence of the training images" not in report.render_html(result, figures)
+    page = report.render_html(dict(result, influence=entries), {**figures, "influence.png": drawn})
+    table = page.split("<h2>Influence of the training images</h2>")[1].split("</table>")[0]
+    cells = [c for c in (re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)) if c]
+    assert cells == [["7", "&lt;centre&gt;", "2.500", "3, 1", "0, 2"], ["2", "top", "0.750", "1, 3", "2, 0"]]
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == len(figures) + 1
+    with pytest.raises(ValueError, match="at least one entry"):
+        report.influence_figure([], x_train, np.array([0, 1, 0, 1]), x_test, ["top", "<centre>"])

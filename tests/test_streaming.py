@@ -49,9 +49,8 @@ def test_prototypes_from_a_source_are_the_group_averaged_class_means(digits):
     np.testing.assert_allclose(model.params_.prototypes.filters, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_a_generator_function_is_a_source_and_passes_are_bounded(digits):
-    x, y = digits.x_train, digits.y_train
-    passes = []
+def _counted_source(x, y, passes: list):
+    """A generator function over batches of 90 rows of (x, y) that appends each pass's batch count to ``passes``."""
 
     def source():
         passes.append(0)
@@ -59,14 +58,19 @@ def test_a_generator_function_is_a_source_and_passes_are_bounded(digits):
             passes[-1] += 1
             yield x[start : start + 90], y[start : start + 90]
 
-    model = GlassBox(**dict(SMALL, classifier="logistic")).fit(source)
+    return source
+
+
+def test_a_generator_function_is_a_source_and_passes_are_bounded(digits):
+    passes = []
+    model = GlassBox(**dict(SMALL, classifier="logistic")).fit(_counted_source(digits.x_train, digits.y_train, passes))
     assert len(passes) == 4 and len(set(passes)) == 1  # survey, orbit, PCA, classifier; each reads everything
     assert model.score(digits.x_test, digits.y_test) > 0.9
 
 
 def test_survey_keeps_a_bounded_seeded_sample_per_class(digits, monkeypatch):
     fit_module = importlib.import_module("glassjax.systems.glassbox.fit")  # the package exports fit, the function
-    monkeypatch.setattr(fit_module, "FILTER_SAMPLE_PER_CLASS", 5)
+    monkeypatch.setattr(fit_module, "SAMPLE_PER_CLASS", 5)
     batches = _ragged(digits.x_train, digits.y_train, [64] * (digits.x_train.shape[0] // 64) + [digits.x_train.shape[0] % 64])
     survey = fit_module._survey(batches, 64, jax.random.PRNGKey(0), "test")
     again = fit_module._survey(batches, 64, jax.random.PRNGKey(0), "test")
@@ -122,3 +126,33 @@ def test_tfds_source_reads_in_batches_and_fits(tfds_digits, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert status == 0 and report["streamed"] and report["n_train"] == 120 and report["n_test"] == 20
     assert report["accuracy"] > 0.9
+
+
+def test_moment_sample_is_seeded_bounded_and_weighted_to_the_class_totals():
+    fit_module = importlib.import_module("glassjax.systems.glassbox.fit")
+    y = np.repeat(np.arange(3), [50, 7, 20])
+    w = np.random.default_rng(0).uniform(0.5, 2.0, y.size).astype(np.float32)
+    indices, weights = fit_module._class_sample(y, w, 10, jax.random.PRNGKey(4))
+    again, _ = fit_module._class_sample(y, w, 10, jax.random.PRNGKey(4))
+    np.testing.assert_array_equal(indices, again)
+    assert (np.diff(indices) > 0).all()
+    np.testing.assert_array_equal(np.bincount(y[indices]), [10, 7, 10])
+    # the sample's weighted class sums equal the whole set's (a ratio estimate of every moment)
+    np.testing.assert_allclose(np.bincount(y[indices], weights=weights), np.bincount(y, weights=w), rtol=1e-6)
+    np.testing.assert_array_equal(indices[y[indices] == 1], np.flatnonzero(y == 1))  # a small class whole
+    assert fit_module._class_sample(y, None, 50, jax.random.PRNGKey(4)) is None  # no class larger: every row
+
+
+def test_orbit_and_pca_passes_read_only_the_sample(digits, monkeypatch):
+    # With at most 40 images per class, a source is read twice in full (survey, classifier), the
+    # sample fits the orbit projection and the PCA, and the model stays close to the full fit.
+    fit_module = importlib.import_module("glassjax.systems.glassbox.fit")
+    x, y = digits.x_train, digits.y_train
+    passes = []
+    full = GlassBox(**SMALL).fit(x, y).score(digits.x_test, digits.y_test)
+    monkeypatch.setattr(fit_module, "SAMPLE_PER_CLASS", 40)
+    streamed = GlassBox(**SMALL).fit(_counted_source(x, y, passes))
+    assert len(passes) == 2 and len(set(passes)) == 1
+    sampled = GlassBox(**SMALL).fit(x, y)
+    for model in (streamed, sampled):
+        assert model.score(digits.x_test, digits.y_test) >= full - 0.03

@@ -19,7 +19,7 @@ from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 COMMANDS = ("datasets", "systems", "fit", "evaluate", "train_alexnet", "train_csg", "equivariance", "compare", "bench",
-            "probe_input", "explain")
+            "probe_input", "explain", "influence")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
   as_images(x, where)        images (N, H, W, C) of a float dtype, checked by shape and dtype
   as_labels(y, n, where)     int class labels (n,), checked, values too when they are concrete
+  as_weights(w, n, where)    per-row weights (n,), finite, >= 0 and not all 0 when concrete
   as_int(v, where, name)     an int option (a batch size, a count) >= a minimum
   as_float(v, where, name)   a finite float option (a penalty, a tolerance), >= 0 or > 0
   as_bool(v, where, name)    a bool option (numpy's bool too; not 0/1, not "yes")
@@ -21,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["as_images", "as_labels", "as_int", "as_float", "as_bool", "as_seed", "MAX_SEED", "pad_rows"]
+__all__ = ["as_images", "as_labels", "as_weights", "as_int", "as_float", "as_bool", "as_seed", "MAX_SEED", "pad_rows"]
 
 # Seeds are uint32: every consumer (jax.random.key, numpy's generators, the CLI) takes them whole.
 MAX_SEED = 2**32 - 1
@@ -109,6 +110,29 @@ def as_labels(
     if min_classes > 1 and (present := np.unique(values)).size < min_classes:
         raise ValueError(f"{where}: expected at least {min_classes} classes, got {present.size} ({present.tolist()})")
     return y
+
+
+def as_weights(w: Any, n: int, where: str, *, name: str = "sample_weight", dtype: Any = np.float32) -> Any:
+    """w as per-row weights (n,) of ``dtype`` in scikit-learn's convention (None: ones): numpy for
+    numpy input or a list, jax for jax input. Values, on concrete arrays only: finite, >= 0, with a
+    positive sum (not all 0)."""
+    if w is None:
+        return np.ones((n,), dtype)
+    if isinstance(w, (str, bytes)) or not (hasattr(w, "dtype") or isinstance(w, (list, tuple))):
+        raise TypeError(f"{where}: expected {name} as a float array (N,), got {type(w).__name__}")
+    w = w if hasattr(w, "dtype") else np.asarray(w)
+    if not (jnp.issubdtype(w.dtype, jnp.floating) or jnp.issubdtype(w.dtype, jnp.integer) or w.dtype == jnp.bool_):
+        raise TypeError(f"{where}: expected numeric {name}, got dtype {w.dtype}")
+    if tuple(w.shape) != (n,):
+        raise ValueError(f"{where}: expected {name} of shape ({n},), one weight per row, got shape {tuple(w.shape)}")
+    w = w.astype(dtype) if isinstance(w, jax.Array) else np.asarray(w, dtype)
+    if _is_concrete(w) and n:
+        values = np.asarray(w)
+        if not np.all(np.isfinite(values)) or values.min() < 0:
+            raise ValueError(f"{where}: expected finite {name} >= 0, got values in {values.min()}..{values.max()}")
+        if not values.sum() > 0:
+            raise ValueError(f"{where}: expected {name} with a positive sum, got all weights 0")
+    return w
 
 
 def as_int(value: Any, where: str, name: str, minimum: int = 1) -> int:

@@ -37,6 +37,8 @@ from glassjax.core.reduction import (
     _scatter_of,
     _shrinkage,
     _whitener,
+    scatter_init,
+    scatter_update,
 )
 
 __all__ = [
@@ -133,6 +135,31 @@ def _xy(fn: str, x: Any, y: Any, num_classes: Any) -> tuple[jax.Array, jax.Array
     return x, _labels(fn, y, x.shape[0], num_classes), num_classes
 
 
+def _sample_weight(fn: str, sample_weight: Any, n: int, dtype: Any) -> jax.Array | None:
+    """sample_weight as a jax (N,) array of x's dtype, checked by ``arrays.as_weights`` (None stays None).
+
+    scikit-learn's convention: a row's weight multiplies its loss term, so integer weights equal
+    repeated rows and weight 0 removes the row.
+    """
+    return None if sample_weight is None else jnp.asarray(arrays.as_weights(sample_weight, n, fn, dtype=dtype))
+
+
+def _weighted_scatter(fn: str, x: Any, y: Any, num_classes: Any, batch_size: Any, min_rows: int, sample_weight: Any) -> ScatterStats:
+    """ScatterStats of x (N, D), labels y (N,), rows weighted by sample_weight (N,), in batches of ``batch_size``."""
+    if sample_weight is None:
+        return _scatter_of(fn, x, y, num_classes, batch_size, min_rows)
+    x, y, num_classes = _xy(fn, x, y, num_classes)
+    if x.shape[0] < min_rows:
+        raise ValueError(f"{fn}: expected at least {min_rows} rows in x, got shape {tuple(x.shape)}")
+    w = _sample_weight(fn, sample_weight, x.shape[0], x.dtype)
+    n = x.shape[0]
+    size = n if batch_size is None else arrays.as_int(batch_size, fn, "batch_size", 1)
+    stats = scatter_init(x.shape[1], num_classes, x.dtype)
+    for start in range(0, n, size):
+        stats = scatter_update(stats, x[start : start + size], y[start : start + size], w[start : start + size])
+    return stats
+
+
 # ----------------------------------------------------------------------------- analytic
 
 
@@ -194,10 +221,11 @@ def fit_ridge_stats(stats: ScatterStats, *, alpha: float = 1.0) -> RidgeParams:
 
 
 def fit_ridge(
-    x: Any, y: Any, *, num_classes: int, alpha: float = 1.0, batch_size: int | None = None
+    x: Any, y: Any, *, num_classes: int, alpha: float = 1.0, batch_size: int | None = None, sample_weight: Any = None
 ) -> RidgeParams:
-    """Ridge classifier on x (N, D), int labels y (N,); streamed in batches of ``batch_size`` if given."""
-    stats = _scatter_of("fit_ridge", x, y, num_classes, batch_size, 1)
+    """Ridge classifier on x (N, D), int labels y (N,); streamed in batches of ``batch_size`` if given.
+    ``sample_weight`` (N,) weights each row's squared error (weighted centring, as scikit-learn's Ridge)."""
+    stats = _weighted_scatter("fit_ridge", x, y, num_classes, batch_size, 1, sample_weight)
     return fit_ridge_stats(stats, alpha=alpha)
 
 
@@ -221,20 +249,28 @@ def fit_lda_classifier_stats(stats: ScatterStats, *, shrinkage: float | None = N
 
 
 def fit_lda_classifier(
-    x: Any, y: Any, *, num_classes: int, shrinkage: float | None = None, batch_size: int | None = None
+    x: Any, y: Any, *, num_classes: int, shrinkage: float | None = None, batch_size: int | None = None,
+    sample_weight: Any = None,
 ) -> LDAParams:
-    """LDA classifier on x (N, D), int labels y (N,)."""
-    stats = _scatter_of("fit_lda_classifier", x, y, num_classes, batch_size, 2)
+    """LDA classifier on x (N, D), int labels y (N,); ``sample_weight`` (N,) weights the class
+    means, priors and covariance (integer weights = repeated rows)."""
+    stats = _weighted_scatter("fit_lda_classifier", x, y, num_classes, batch_size, 2, sample_weight)
     return fit_lda_classifier_stats(stats, shrinkage=shrinkage)
 
 
 # ----------------------------------------------------------------------------- iterative
 
 
-def _standardizer(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """loc (D,) and inv_scale (D,) that give each feature mean 0 and variance 1 (constant ones stay put)."""
-    loc = jnp.mean(x, axis=0)
-    std = jnp.sqrt(jnp.mean(jnp.square(x - loc[None, :]), axis=0))
+def _standardizer(x: jax.Array, w: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """loc (D,) and inv_scale (D,) that give each feature mean 0 and variance 1 (constant ones stay
+    put); with row weights w (N,), the weighted mean and variance."""
+    if w is None:
+        loc = jnp.mean(x, axis=0)
+        std = jnp.sqrt(jnp.mean(jnp.square(x - loc[None, :]), axis=0))
+    else:
+        total = jnp.sum(w)
+        loc = _dot(w, x) / total
+        std = jnp.sqrt(_dot(w, jnp.square(x - loc[None, :])) / total)
     # A constant feature's std is rounding noise of order eps * |loc|; do not blow it up.
     resolved = std > 16 * jnp.finfo(x.dtype).eps * jnp.abs(loc)
     return loc, jnp.where(resolved, 1 / jnp.where(resolved, std, 1), 1)
@@ -244,16 +280,21 @@ def _linear(weights: jax.Array, bias: jax.Array, xs: jax.Array) -> jax.Array:
     return _dot(xs, weights) + bias[None, :]
 
 
-def _logistic_loss(wb, xs, onehot, l2):
+def _row_mean(values: jax.Array, w: jax.Array | None) -> jax.Array:
+    """The mean of values (N,), or their w-weighted mean: sum w v / sum w (integer w = repeated rows)."""
+    return jnp.mean(values) if w is None else jnp.sum(w * values) / jnp.sum(w)
+
+
+def _logistic_loss(wb, xs, onehot, l2, w=None):
     z = _linear(*wb, xs)
     nll = jax.nn.logsumexp(z, axis=1) - jnp.sum(onehot * z, axis=1)
-    return jnp.mean(nll) + 0.5 * l2 * jnp.sum(jnp.square(wb[0]))
+    return _row_mean(nll, w) + 0.5 * l2 * jnp.sum(jnp.square(wb[0]))
 
 
-def _squared_hinge_loss(wb, xs, onehot, l2):
+def _squared_hinge_loss(wb, xs, onehot, l2, w=None):
     signs = 2 * onehot - 1
     violation = jnp.maximum(0, 1 - signs * _linear(*wb, xs))
-    return jnp.mean(jnp.sum(jnp.square(violation), axis=1)) + 0.5 * l2 * jnp.sum(jnp.square(wb[0]))
+    return _row_mean(jnp.sum(jnp.square(violation), axis=1), w) + 0.5 * l2 * jnp.sum(jnp.square(wb[0]))
 
 
 def _lbfgs(loss, init, max_iter, tol):
@@ -263,8 +304,10 @@ def _lbfgs(loss, init, max_iter, tol):
 
     def step(carry):
         params, state = carry
-        value, grad = value_and_grad(params, state=state)
-        updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=loss)
+        # optax's line search mixes int32 and int64 counters under float64 (x64), which strict promotion rejects.
+        with jax.numpy_dtype_promotion("standard"):
+            value, grad = value_and_grad(params, state=state)
+            updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=loss)
         return optax.apply_updates(params, updates), state
 
     def running(carry):
@@ -276,39 +319,45 @@ def _lbfgs(loss, init, max_iter, tol):
 
 
 @jax.jit(static_argnums=(2, 3))
-def _fit_convex(x, y, num_classes, hinge, l2, max_iter, tol):
-    loc, inv_scale = _standardizer(x)
+def _fit_convex(x, y, num_classes, hinge, l2, max_iter, tol, w=None):
+    loc, inv_scale = _standardizer(x, w)
     xs = (x - loc[None, :]) * inv_scale[None, :]
     onehot = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
     loss_fn = _squared_hinge_loss if hinge else _logistic_loss
     init = (jnp.zeros((x.shape[1], num_classes), x.dtype), jnp.zeros((num_classes,), x.dtype))
-    weights, bias = _lbfgs(lambda wb: loss_fn(wb, xs, onehot, l2), init, max_iter, tol)
+    weights, bias = _lbfgs(lambda wb: loss_fn(wb, xs, onehot, l2, w), init, max_iter, tol)
     return loc, inv_scale, weights, bias
 
 
-def _convex(fn, x, y, num_classes, hinge, l2, max_iter, tol):
+def _convex(fn, x, y, num_classes, hinge, l2, max_iter, tol, sample_weight):
     x, y, num_classes = _xy(fn, x, y, num_classes)
+    w = _sample_weight(fn, sample_weight, x.shape[0], x.dtype)
     l2 = arrays.as_float(l2, fn, "l2", positive=False)
     max_iter = arrays.as_int(max_iter, fn, "max_iter", 1)
     tol = arrays.as_float(tol, fn, "tol", positive=False)
     dt = x.dtype
-    return _fit_convex(x, y, num_classes, hinge, jnp.asarray(l2, dt), jnp.asarray(max_iter), jnp.asarray(tol, dt))
+    return _fit_convex(x, y, num_classes, hinge, jnp.asarray(l2, dt), jnp.asarray(max_iter, jnp.int32), jnp.asarray(tol, dt), w)
 
 
 def fit_logistic(
-    x: Any, y: Any, *, num_classes: int, l2: float = 1e-3, max_iter: int = 300, tol: float = 1e-5
+    x: Any, y: Any, *, num_classes: int, l2: float = 1e-3, max_iter: int = 300, tol: float = 1e-5,
+    sample_weight: Any = None,
 ) -> LogisticParams:
     """Multinomial logistic regression on standardised x (N, D): mean cross-entropy + l2/2 |W|^2
-    (l2 = 1 / (C * N) in scikit-learn's terms), by L-BFGS from zero; deterministic, no key."""
-    return LogisticParams(*_convex("fit_logistic", x, y, num_classes, False, l2, max_iter, tol))
+    (l2 = 1 / (C * N) in scikit-learn's terms), by L-BFGS from zero; deterministic, no key.
+    ``sample_weight`` (N,): the weighted mean cross-entropy sum w l / sum w and the weighted
+    standardisation, so integer weights equal repeated rows and weight 0 removes a row."""
+    return LogisticParams(*_convex("fit_logistic", x, y, num_classes, False, l2, max_iter, tol, sample_weight))
 
 
 def fit_svm(
-    x: Any, y: Any, *, num_classes: int, l2: float = 1e-3, max_iter: int = 300, tol: float = 1e-5
+    x: Any, y: Any, *, num_classes: int, l2: float = 1e-3, max_iter: int = 300, tol: float = 1e-5,
+    sample_weight: Any = None,
 ) -> SVMParams:
     """Linear SVM on standardised x (N, D): one-vs-rest squared hinge, summed over classes and
-    averaged over rows, + l2/2 |W|^2, by L-BFGS from zero; deterministic, no key."""
-    return SVMParams(*_convex("fit_svm", x, y, num_classes, True, l2, max_iter, tol))
+    averaged over rows, + l2/2 |W|^2, by L-BFGS from zero; deterministic, no key.
+    ``sample_weight`` (N,) as in ``fit_logistic``."""
+    return SVMParams(*_convex("fit_svm", x, y, num_classes, True, l2, max_iter, tol, sample_weight))
 
 
 def _mlp_scores(p: MLPParams, x: jax.Array) -> jax.Array:
@@ -318,9 +367,9 @@ def _mlp_scores(p: MLPParams, x: jax.Array) -> jax.Array:
 
 
 @jax.jit(static_argnums=(3, 4, 5, 6))
-def _fit_mlp(x, y, key, num_classes, hidden, steps, batch_size, learning_rate, l2):
+def _fit_mlp(x, y, key, num_classes, hidden, steps, batch_size, learning_rate, l2, w=None):
     n, d = x.shape
-    loc, inv_scale = _standardizer(x)
+    loc, inv_scale = _standardizer(x, w)
     onehot = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
     k_init, k_order = jax.random.split(key)
     # One random draw for both layers and one for the batch order: each draw adds compile time.
@@ -345,7 +394,10 @@ def _fit_mlp(x, y, key, num_classes, hidden, steps, batch_size, learning_rate, l
         )
         z = _mlp_scores(p, x[rows])
         nll = jax.nn.logsumexp(z, axis=1) - jnp.sum(onehot[rows] * z, axis=1)
-        return jnp.mean(nll) + 0.5 * l2 * (jnp.sum(jnp.square(trainable[0])) + jnp.sum(jnp.square(trainable[2])))
+        # Weighted: sum w l over the batch / (batch size x the mean weight), an unbiased estimate of
+        # the weighted mean loss (a batch of zero-weight rows contributes 0, never 0 / 0).
+        data_loss = jnp.mean(nll) if w is None else jnp.sum(w[rows] * nll) / (rows.shape[0] * jnp.mean(w))
+        return data_loss + 0.5 * l2 * (jnp.sum(jnp.square(trainable[0])) + jnp.sum(jnp.square(trainable[2])))
 
     def step(carry, rows):
         trainable, state = carry
@@ -371,11 +423,16 @@ def fit_mlp(
     batch_size: int = 128,
     learning_rate: float = 3e-3,
     l2: float = 1e-4,
+    sample_weight: Any = None,
 ) -> MLPParams:
     """One-hidden-layer ReLU MLP on standardised x (N, D): Adam with a cosine-decayed learning rate,
-    ``steps`` minibatches of ``batch_size`` rows, cross-entropy + l2/2 |weights|^2. Same key, same params."""
+    ``steps`` minibatches of ``batch_size`` rows, cross-entropy + l2/2 |weights|^2. Same key, same params.
+    ``sample_weight`` (N,): weighted standardisation, and each minibatch's loss is sum w l / (batch
+    size x mean w), the weighted mean in expectation; minibatches are drawn uniformly, so integer
+    weights equal repeated rows in expectation only, not draw for draw."""
     fn = "fit_mlp"
     x, y, num_classes = _xy(fn, x, y, num_classes)
+    w = _sample_weight(fn, sample_weight, x.shape[0], x.dtype)
     hidden = arrays.as_int(hidden, fn, "hidden", 1)
     steps = arrays.as_int(steps, fn, "steps", 1)
     batch_size = min(arrays.as_int(batch_size, fn, "batch_size", 1), x.shape[0])
@@ -385,19 +442,22 @@ def fit_mlp(
         raise TypeError(f"{fn}: expected a jax.random key, got {type(key).__name__}")
     dt = x.dtype
     return _fit_mlp(
-        x, y, key, num_classes, hidden, steps, batch_size, jnp.asarray(learning_rate, dt), jnp.asarray(l2, dt)
+        x, y, key, num_classes, hidden, steps, batch_size, jnp.asarray(learning_rate, dt), jnp.asarray(l2, dt), w
     )
 
 
 # ----------------------------------------------------------------------------- interface
 
 
-def fit_classifier(kind: str, x: Any, y: Any, *, num_classes: int, key: jax.Array | None = None, **options: Any):
+def fit_classifier(
+    kind: str, x: Any, y: Any, *, num_classes: int, key: jax.Array | None = None, sample_weight: Any = None, **options: Any
+):
     """Fit a ``kind`` classifier (ridge|lda|logistic|svm|mlp) on x (N, D) and int labels y (N,).
 
     ``options`` go to the kind's fit function (``fit_ridge``, ``fit_lda_classifier``,
     ``fit_logistic``, ``fit_svm``, ``fit_mlp``). ``key`` seeds the MLP and is required for it;
-    the other kinds are deterministic without one.
+    the other kinds are deterministic without one. ``sample_weight`` (N,) >= 0, scikit-learn's
+    convention: each row's loss term times its weight (integer weights = repeated rows, 0 = removed).
     """
     if not isinstance(kind, str):
         raise TypeError(f"fit_classifier: expected kind as a str, got {type(kind).__name__}")
@@ -406,9 +466,9 @@ def fit_classifier(kind: str, x: Any, y: Any, *, num_classes: int, key: jax.Arra
     if kind == "mlp":
         if key is None:
             raise TypeError("fit_classifier: expected key= (a jax.random key) for kind 'mlp', got None")
-        return fit_mlp(x, y, num_classes=num_classes, key=key, **options)
+        return fit_mlp(x, y, num_classes=num_classes, key=key, sample_weight=sample_weight, **options)
     fit = {"ridge": fit_ridge, "lda": fit_lda_classifier, "logistic": fit_logistic, "svm": fit_svm}[kind]
-    return fit(x, y, num_classes=num_classes, **options)
+    return fit(x, y, num_classes=num_classes, sample_weight=sample_weight, **options)
 
 
 def classifier_kind(params: Any) -> str:

@@ -463,35 +463,40 @@ def fit_pca_top(moments: Moments, n_components: int, *, whiten: bool = False) ->
     return PCA(f32(mean), f32(components), f32(ev), f32(ev / np.trace(cov)), f32(scale))
 
 
-def _scan_batches(step, state, batch_size: int | None, *rows: jax.Array):
+def _scan_batches(step, state, batch_size: int | None, *rows: jax.Array, weights: jax.Array | None = None):
     """``state`` after ``step(state, *batch_rows, w)`` over rows (N, ...) in batches of
     ``batch_size`` (the last padded by ``arrays.pad_rows``, its padding of weight w = 0), or
-    in one step when batch_size is None."""
+    in one step when batch_size is None; ``weights`` (N,) weigh the rows (default ones)."""
     n = rows[0].shape[0]
     dtype = rows[0].dtype
+    weights = jnp.ones((n,), dtype) if weights is None else weights.astype(dtype)
     if batch_size is None:
-        return step(state, *rows, jnp.ones((n,), dtype))
+        return step(state, *rows, weights)
     batches = -(-n // batch_size)
     size = batches * batch_size
     padded = [arrays.pad_rows(r, size).reshape((batches, batch_size) + r.shape[1:]) for r in rows]
-    weights = (jnp.arange(size) < n).astype(dtype).reshape(batches, batch_size)
+    weights = jnp.where(jnp.arange(size) < n, arrays.pad_rows(weights, size), 0).reshape(batches, batch_size)
     return jax.lax.scan(lambda s, batch: (step(s, *batch), None), state, (*padded, weights))[0]
 
 
 @jax.jit(static_argnums=1)
-def _moments_of_array(x: jax.Array, batch_size: int | None) -> Moments:
-    return _scan_batches(lambda m, x, w: _accumulate(m, x, w)[0], moments_init(x.shape[1], x.dtype), batch_size, x)
+def _moments_of_array(x: jax.Array, batch_size: int | None, weights: jax.Array | None = None) -> Moments:
+    return _scan_batches(lambda m, x, w: _accumulate(m, x, w)[0], moments_init(x.shape[1], x.dtype), batch_size, x,
+                         weights=weights)
 
 
 def _batch_size(fn: str, batch_size: Any) -> int | None:
     return None if batch_size is None else arrays.as_int(batch_size, fn, "batch_size", 1)
 
 
-def fit_pca_array(x: Any, n_components: int, whiten: bool = False, batch_size: int | None = None) -> PCA:
-    """PCA of x (N, D), streaming it in batches of ``batch_size`` rows (one batch if None)."""
+def fit_pca_array(x: Any, n_components: int, whiten: bool = False, batch_size: int | None = None,
+                  sample_weight: Any = None) -> PCA:
+    """PCA of x (N, D), streaming it in batches of ``batch_size`` rows (one batch if None);
+    ``sample_weight`` (N,) weighs the rows (integer weights: the rows repeated)."""
     x = _features("fit_pca_array", x, min_rows=2)
     k = _n_components("fit_pca_array", n_components, x.shape[1], "the feature dimension")
-    m = _moments_of_array(x, _batch_size("fit_pca_array", batch_size))
+    w = None if sample_weight is None else jnp.asarray(arrays.as_weights(sample_weight, x.shape[0], "fit_pca_array"))
+    m = _moments_of_array(x, _batch_size("fit_pca_array", batch_size), w)
     return _fit_pca(m, k, jnp.asarray(bool(whiten)))
 
 

@@ -106,6 +106,24 @@ def _class_specificity_section(section: Mapping, figures: Mapping[str, bytes], t
     return parts
 
 
+def _influence_section(entries: Sequence[Mapping], figures: Mapping[str, bytes], class_names: Sequence[str]) -> list[str]:
+    """The influence table (``analysis.influence.highest_loss``) and its figure."""
+    name = lambda c: html.escape(class_names[c] if c < len(class_names) else str(c))  # noqa: E731
+    parts = ["<h2>Influence of the training images</h2>",
+             _table(["test image", "class", "loss", "most helpful (training indices)", "most harmful (training indices)"],
+                    [[str(e["test_index"]), name(int(e["label"])), f"{e['loss']:.3f}", ", ".join(map(str, e["helpful"])),
+                      ", ".join(map(str, e["harmful"]))] for e in entries]),
+             "<p>The default glass-box (the model <code>glassjax fit</code> fits) is a closed-form function of its "
+             "training images, so the influence of training image j on a test image's loss is the exact derivative of "
+             "that loss (cross-entropy of the softmax of the class scores) with respect to image j's weight, at weights 1, "
+             "through the whole fit (<code>glassjax.analysis.influence</code>). Helpful: upweighting lowers the loss; "
+             "harmful: raises it. The test images are those of highest loss.</p>"]
+    if "influence.png" in figures:
+        parts.append(_embed("influence.png", figures["influence.png"], "Each high-loss test image, its most helpful "
+                            "(green) and most harmful (red) training images."))
+    return parts
+
+
 def render_html(result: Mapping, figures: Mapping[str, bytes]) -> str:
     """The report page: findings, figures embedded as data URIs, the numbers as tables."""
     esc = html.escape
@@ -169,6 +187,8 @@ def render_html(result: Mapping, figures: Mapping[str, bytes]) -> str:
         parts.append(f"<p>Not scored: {esc(', '.join(missing))} (its scores do not have one output per class).</p>")
     if result.get("class_specificity"):
         parts += _class_specificity_section(result["class_specificity"], figures, titles, colours)
+    if result.get("influence"):
+        parts += _influence_section(result["influence"], figures, result.get("classes", ()))
     parts.append("<h2>Systems</h2>")
     parts.append(_table(["system", "what it is", "fit seconds", "settings"],
                         [[esc(info["title"]), esc(info["description"]), f"{info['fit_seconds']:.1f}",

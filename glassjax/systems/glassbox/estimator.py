@@ -100,12 +100,14 @@ class GlassBox(ClassifierMixin, BaseEstimator):
         """The validated GlassBoxConfig of the current parameters (ValueError naming a bad one)."""
         return GlassBoxConfig(**{name: getattr(self, name) for name in _CONFIG_FIELDS}).validated()
 
-    def fit(self, x, y=None, *, class_names: Sequence[str] | None = None) -> "GlassBox":
+    def fit(self, x, y=None, sample_weight=None, *, class_names: Sequence[str] | None = None) -> "GlassBox":
         """Fit on images x (N, H, W[, C]) and labels y (N,), or on a batch source with y None.
 
         Labels may be of any type (``classes_`` = their sorted unique values); a batch source
         (``glassjax.data.sources``) carries labels 0..C-1, so ``classes_`` = arange(C).
         ``class_names`` name the classes in ``classes_`` order (default: str of each).
+        ``sample_weight`` (N,) >= 0 weighs the images in every statistic (arrays only; see
+        ``glassjax.systems.glassbox.fit``: integer weights equal repeated images).
         """
         start = time.perf_counter()
         config = self.config
@@ -113,7 +115,7 @@ class GlassBox(ClassifierMixin, BaseEstimator):
         mesh = parallel.make_mesh(self.devices)
         key = jax.random.PRNGKey(seed)
         if streaming.is_source(x):
-            params = fit(config, x, y, key=key, class_names=class_names, mesh=mesh)
+            params = fit(config, x, y, key=key, class_names=class_names, mesh=mesh, sample_weight=sample_weight)
             classes = np.arange(params.num_classes, dtype=np.int32)
         else:
             if y is None:
@@ -124,7 +126,7 @@ class GlassBox(ClassifierMixin, BaseEstimator):
             names = tuple(str(c) for c in (classes if class_names is None else class_names))
             if len(names) != classes.size:
                 raise ValueError(f"GlassBox.fit: expected {classes.size} class names (one per class of classes_), got {len(names)}")
-            params = fit(config, x, codes, key=key, class_names=names, mesh=mesh)
+            params = fit(config, x, codes, key=key, class_names=names, mesh=mesh, sample_weight=sample_weight)
         self._set(params, mesh)
         self.classes_ = classes
         self.fit_seconds_ = time.perf_counter() - start

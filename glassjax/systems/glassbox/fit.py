@@ -23,15 +23,16 @@ import numpy as np
 from jax.sharding import Mesh
 
 from glassjax import data
-from glassjax.core import classifiers, distributed, groups, parallel, reduction
+from glassjax.core import arrays, classifiers, distributed, groups, parallel, reduction
 from glassjax.core.progress import progress
+from glassjax.data import sharding
 from glassjax.data import sources as streaming
 from glassjax.systems.glassbox import representation as rep
 from glassjax.systems.glassbox.config import REGULARIZATION_OPTION, GlassBoxConfig
 from glassjax.systems.glassbox.filters import class_prototypes, patch_filters
 from glassjax.systems.glassbox.model import GlassBoxParams, _represent, _responses, _used_projection
 
-__all__ = ["fit", "FILTER_SAMPLE_PER_CLASS", "RANDOMIZED_PCA_ABOVE", "LDA_SHRINKAGE"]
+__all__ = ["fit", "SAMPLE_PER_CLASS", "RANDOMIZED_PCA_ABOVE", "LDA_SHRINKAGE"]
 
 # reduction="lda" shrinks the within-class covariance this far towards tr/D * I (scikit-learn's
 # float shrinkage): the representation can have as many features as there are training images,
@@ -45,7 +46,7 @@ RANDOMIZED_PCA_ABOVE = 4096
 
 
 class _Stream(NamedTuple):
-    """How fit reads its data: ``batches()`` starts a pass of (images, labels) batches of at most ``size`` rows."""
+    """How fit reads its data: ``batches()`` starts a pass of (images, labels, weights) batches of at most ``size`` rows."""
 
     batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
     size: int
@@ -60,10 +61,10 @@ def _accumulate(state, stream: _Stream, params, static: dict, desc: str, *, rows
     rows (computed there exactly as ``transform`` computes them) the same whatever the batch size
     and device count.
     """
-    for x, y in progress(stream.batches(), total=stream.total, desc=desc, unit="batch"):
-        batch = parallel.shard_batch(stream.mesh, x, y, size=stream.size)
+    for x, y, w in progress(stream.batches(), total=stream.total, desc=desc, unit="batch"):
+        chunk, labels, weights, mask = parallel.shard_batch(stream.mesh, x, y, w, size=stream.size)
         with reduction.float64() if wide else contextlib.nullcontext():
-            state = _stats_step(state, params, *batch, rows=rows, update=update, layout=layout, **static)
+            state = _stats_step(state, params, chunk, labels, weights * mask, rows=rows, update=update, layout=layout, **static)
     return state
 
 
@@ -97,7 +98,8 @@ def _local(config: GlassBoxConfig, grids: tuple[int, ...], mesh: Mesh, rows: str
     return parallel.per_device(functools.partial(_ROWS[rows], config, grids), mesh)
 
 
-# What each pass adds to its statistics: update(state, rows (B, R, D), labels (B,), mask (B,), layout).
+# What each pass adds to its statistics: update(state, rows (B, R, D), labels (B,), weights (B,), layout);
+# padding rows have weight 0.
 
 
 def _moments_update(m, rows, labels, mask, layout):
@@ -137,9 +139,9 @@ def _host_moments_pass(stream: _Stream, params, static: dict, rows: str, dim: in
     """The float64 moments of every image's R rows (B, R, D), summed on the host (CPU backends:
     ``reduction.HostMoments``), then across processes."""
     acc = reduction.HostMoments(dim)
-    for x, _ in progress(stream.batches(), total=stream.total, desc=desc, unit="batch"):
-        out = _rows_step(params, parallel.shard_batch(stream.mesh, x, size=stream.size)[0], rows=rows, **static)
-        acc.add(parallel.local_rows(out)[: x.shape[0]].reshape(-1, dim))
+    for x, _, w in progress(stream.batches(), total=stream.total, desc=desc, unit="batch"):
+        out = parallel.local_rows(_rows_step(params, parallel.shard_batch(stream.mesh, x, size=stream.size)[0], rows=rows, **static))
+        acc.add(out[: x.shape[0]].reshape(-1, dim), np.repeat(w, out.shape[1]))
     return _sum_over_processes(acc.moments())
 
 
@@ -161,6 +163,15 @@ def _sum_over_processes(m: reduction.Moments) -> reduction.Moments:
 # --- fitting ------------------------------------------------------------------------------------
 
 
+def _check_class_weights(weights: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
+    """Every class keeps some weight: a class of total weight 0 would be fitted from nothing."""
+    totals = np.bincount(np.asarray(labels), weights=np.asarray(weights, np.float64), minlength=num_classes)
+    empty = np.flatnonzero(totals <= 0).tolist()
+    if empty:
+        raise ValueError(f"GlassBox.fit: expected every class to have some sample_weight > 0, classes {empty} have total weight 0; "
+                         "drop those classes from the data instead")
+
+
 def _layout(config: GlassBoxConfig, group: groups.Group, dim: int, proj_dim: int) -> reduction.Layout:
     """Where the group acts on the representation (``model._represent``): the pooled invariant
     features first, then the orbit projection's group axis, |G| blocks of orbit_dim channels."""
@@ -168,9 +179,12 @@ def _layout(config: GlassBoxConfig, group: groups.Group, dim: int, proj_dim: int
     return reduction.Layout(group.name, dim - group.order * channels, channels)
 
 
-# A batch source's first pass keeps at most this many images per class (a seeded uniform
-# reservoir sample) to fit the patch filters from; arrays in memory use every image.
-FILTER_SAMPLE_PER_CLASS = 1000
+# The unsupervised layers (orbit projection, PCA or LDA) are fitted from at most this many images
+# per class: a seeded uniform sample, weighted so its sums estimate the whole set's (every image
+# when no class has more); the classifier sees every image. A batch source's survey keeps this
+# sample (a reservoir) and fits its patch filters from it too; arrays in memory fit the filters
+# from every image.
+SAMPLE_PER_CLASS = 1000
 
 
 class _Survey(NamedTuple):
@@ -180,13 +194,14 @@ class _Survey(NamedTuple):
     image_shape: tuple[int, int, int]
     sample_x: np.ndarray
     sample_y: np.ndarray
+    sample_w: np.ndarray  # (M,) class count / class sample size: the sample's sums estimate the whole set's
     class_means: np.ndarray
     class_sums: np.ndarray  # (C, H, W, C') float64
     class_counts: np.ndarray  # (C,)
 
 
 def _survey(source, size: int, key: jax.Array, where: str) -> _Survey:
-    """One pass: counts, per-class reservoir samples (FILTER_SAMPLE_PER_CLASS) and per-class mean images."""
+    """One pass: counts, per-class reservoir samples (SAMPLE_PER_CLASS) and per-class mean images."""
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
     count, seen, sums, samples = 0, [], [], []
     shape = None
@@ -201,11 +216,11 @@ def _survey(source, size: int, key: jax.Array, where: str) -> _Survey:
             rows = x[y == c]
             sums[c] += rows.sum(axis=0, dtype=np.float64)
             order = seen[c] + np.arange(rows.shape[0])  # Algorithm R: item k replaces slot j < R, j uniform in 0..k
-            keep = order < FILTER_SAMPLE_PER_CLASS
+            keep = order < SAMPLE_PER_CLASS
             if keep.any():
                 samples[c] = np.concatenate([samples[c], rows[keep]])
             slots = rng.integers(0, order[~keep] + 1)
-            chosen = slots < FILTER_SAMPLE_PER_CLASS
+            chosen = slots < SAMPLE_PER_CLASS
             samples[c][slots[chosen]] = rows[~keep][chosen]
             seen[c] += rows.shape[0]
     if shape is None:
@@ -217,18 +232,25 @@ def _survey(source, size: int, key: jax.Array, where: str) -> _Survey:
         raise ValueError(f"{where}: expected labels 0..C-1 with C >= 2 classes, each present; got {len(seen)} classes, missing {missing}")
     sample_y = np.concatenate([np.full(s.shape[0], c, np.int32) for c, s in enumerate(samples)])
     means = np.stack([s / k for s, k in zip(sums, seen)]).astype(np.float32)
-    return _Survey(count, shape, np.concatenate(samples), sample_y, means, np.stack(sums), np.asarray(seen))
+    return _Survey(count, shape, np.concatenate(samples), sample_y, _reservoir_weights(seen, samples), means, np.stack(sums),
+                   np.asarray(seen))
+
+
+def _reservoir_weights(seen: list, samples: list) -> np.ndarray:
+    """(M,) the weight of each reservoir row: its class's count over the class's sample size."""
+    return np.concatenate([np.full(s.shape[0], k / max(s.shape[0], 1), np.float32) for k, s in zip(seen, samples)])
 
 
 def _merge_surveys(count: int, shape, seen: list, sums: list, samples: list, where: str) -> _Survey:
     """Several processes: counts and class sums added, the class samples gathered (up to
-    FILTER_SAMPLE_PER_CLASS per class from each process), in process order."""
+    SAMPLE_PER_CLASS per class from each process), in process order."""
     if len({tuple(s) for s in distributed.gather_rows(np.asarray([shape]))}) != 1:
         raise ValueError(f"{where}: expected the same image shape in every process, got {shape} here")
     classes = int(distributed.largest(np.asarray(len(seen))))
     seen = seen + [0] * (classes - len(seen))
     sums = sums + [np.zeros(shape, np.float64)] * (classes - len(sums))
     samples = samples + [np.zeros((0,) + tuple(shape), np.float32)] * (classes - len(samples))
+    sample_w = distributed.gather_rows(_reservoir_weights(seen, samples))  # this process's counts over its sample
     seen = distributed.total(np.asarray(seen, np.int64))
     sums = distributed.total(np.stack(sums))
     missing = [c for c, k in enumerate(seen) if k == 0]
@@ -237,24 +259,61 @@ def _merge_surveys(count: int, shape, seen: list, sums: list, samples: list, whe
     sample_x = distributed.gather_rows(np.concatenate(samples))
     sample_y = distributed.gather_rows(np.concatenate([np.full(s.shape[0], c, np.int32) for c, s in enumerate(samples)]))
     means = (sums / seen.reshape((-1,) + (1,) * len(shape))).astype(np.float32)
-    return _Survey(int(distributed.total(np.asarray(count, np.int64))), tuple(shape), sample_x, sample_y, means, sums, seen)
+    return _Survey(int(distributed.total(np.asarray(count, np.int64))), tuple(shape), sample_x, sample_y, sample_w, means, sums,
+                   seen)
+
+
+def _class_sample(y: np.ndarray, w: np.ndarray | None, per_class: int, key: jax.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """A seeded sample of at most ``per_class`` rows of every class of labels y (N,): (indices
+    (M,) ascending, weights (M,): each row's weight w times its class's total weight over the
+    sample's), so the sample's weighted sums estimate the whole set's. None if it is every row."""
+    counts = np.bincount(y)
+    if counts.max() <= per_class:
+        return None
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+    w = np.ones(y.shape[0], np.float32) if w is None else np.asarray(w, np.float32)
+    chosen = []
+    for c in range(counts.size):
+        members = np.flatnonzero(y == c)
+        chosen.append(members if members.size <= per_class else np.sort(rng.choice(members, per_class, replace=False)))
+    indices = np.sort(np.concatenate(chosen))
+    totals = np.bincount(y, weights=w.astype(np.float64), minlength=counts.size)
+    kept = np.bincount(y[indices], weights=w[indices].astype(np.float64), minlength=counts.size)
+    scale = np.divide(totals, kept, out=np.zeros_like(totals), where=kept > 0)
+    return indices, (w[indices] * scale[y[indices]]).astype(np.float32)
+
+
+def _sample_stream(x: np.ndarray, y: np.ndarray, w: np.ndarray, size_limit: int, mesh: Mesh) -> _Stream:
+    """Batches of the moment sample x (M, ...), y (M,), w (M,), the same on every process: each
+    process reads its block (``data.sharding.block``), whose statistics are summed across them."""
+    rows = sharding.block(x.shape[0], jax.process_index(), jax.process_count())
+    return _stream(x[rows], y[rows], size_limit, mesh, x.shape[0], "GlassBox.fit", x[rows].shape[0], x.shape[1:], w[rows])
+
+
+def _weighted(pairs: Iterator[tuple[np.ndarray, np.ndarray]], weights: np.ndarray | None):
+    """(images, labels, weights) batches: the pairs' rows with their slices of ``weights`` (N,), or ones."""
+    start = 0
+    for x, y in pairs:
+        stop = start + x.shape[0]
+        yield x, y, np.ones(x.shape[0], np.float32) if weights is None else weights[start:stop]
+        start = stop
 
 
 def _stream(x, y, size_limit: int, mesh: Mesh, n: int, where: str, n_local: int | None = None,
-            image_shape: tuple = ()) -> _Stream:
+            image_shape: tuple = (), weights: np.ndarray | None = None) -> _Stream:
     """Batches of ``size`` rows; with several processes, n is the total and ``n_local`` this
     process's rows, and every process makes as many steps as the one with the most (its last
-    batches empty: all padding, mask 0), since each step is one program across all of them."""
+    batches empty: all padding, weight 0), since each step is one program across all of them."""
     size = parallel.padded_size(min(size_limit, n), mesh)
     if streaming.is_source(x):
-        local = lambda: streaming.rebatch(streaming.batches(x, where), size, where)  # noqa: E731
+        local = lambda: _weighted(streaming.rebatch(streaming.batches(x, where), size, where), None)  # noqa: E731
     else:
-        local = lambda: iter(streaming.ArraySource(x, y, size))  # noqa: E731
+        local = lambda: _weighted(iter(streaming.ArraySource(x, y, size)), weights)  # noqa: E731
     if jax.process_count() == 1:
         return _Stream(local, size, -(-n // size), mesh)
     steps = -(-n_local // size)
     total = int(distributed.largest(np.asarray(steps)))
-    empty = (np.zeros((0,) + tuple(image_shape), np.float32), np.zeros((0,), np.int32))
+    empty = (np.zeros((0,) + tuple(image_shape), np.float32), np.zeros((0,), np.int32), np.zeros((0,), np.float32))
     return _Stream(lambda: itertools.chain(local(), itertools.repeat(empty, total - steps)), size, total, mesh)
 
 
@@ -266,64 +325,90 @@ def fit(
     key: jax.Array,
     class_names: Sequence[str] | None = None,
     mesh: Mesh | None = None,
+    sample_weight=None,
 ) -> GlassBoxParams:
     """Fit the three layers on images x (N, H, W[, C]) and labels y (N,) in 0..C-1, or on a batch source.
 
     A batch source (``glassjax.streaming``: re-iterable, or a function returning an iterator,
     of (images, labels) batches) comes with y None and is read once per pass, never held in
     memory. Passes: (1) filters from class-wise patches / class means (a source: from a seeded
-    sample of FILTER_SAMPLE_PER_CLASS images per class and exact class means); (2) the orbit
+    sample of SAMPLE_PER_CLASS images per class and exact class means); (2) the orbit
     projection from the float64 moments of every orbit element's response; (3) the
     symmetry-adapted PCA (or LDA) of the representation from its float64 symmetric moments (or
     class statistics); (4) the classifier: ridge and LDA from streaming class statistics, the
-    iterative kinds on the (N, K) features held in memory.
+    iterative kinds on the (N, K) features held in memory. Passes 2 and 3 read a seeded sample
+    of at most SAMPLE_PER_CLASS images per class, weighted to estimate the whole set's moments
+    (every image when no class has more); passes 1 (a source) and 4 read every image.
     Batches are sharded over ``mesh`` (default: every device, ``parallel.make_mesh()``).
+
+    ``sample_weight`` (N,) >= 0 (arrays only; several processes: this process's rows) weighs every
+    image in every statistic, scikit-learn's convention: integer weights fit the model of the rows
+    repeated, weight 0 removes a row, with one exception: the patch filters' seeded sample of patch
+    positions is drawn as if every image had weight 1 (a weight-0 image's patches are drawn, then
+    weigh 0). The size-dependent defaults (``GlassBoxConfig.resolved``) see the total weight.
     """
     mesh = parallel.make_mesh() if mesh is None else mesh
     k_filters, k_classifier = jax.random.split(key)
     # Folded in, not split off: a three-way split would change the filter and classifier keys.
     k_pca = jax.random.fold_in(key, 2)
+    k_sample = jax.random.fold_in(key, 3)
     if streaming.is_source(x):
         if y is not None:
             raise TypeError(f"GlassBox.fit: expected y=None with a batch source (its batches carry the labels), got {type(y).__name__}")
+        if sample_weight is not None:
+            raise ValueError("GlassBox.fit: sample_weight is for images in memory; a batch source cannot carry weights "
+                             "(repeat or drop its rows instead, or load it as arrays)")
         survey = _survey(x, parallel.padded_size(config.batch_size, mesh), k_filters, "GlassBox.fit")
         n, image_shape, num_classes = survey.count, survey.image_shape, survey.class_means.shape[0]
-        sample_x, sample_y = survey.sample_x, survey.sample_y
+        sample_x, sample_y, sample_w, weights = survey.sample_x, survey.sample_y, None, None
         n_local = len(x) if hasattr(x, "__len__") else None
     else:
         x = data.as_images(x, "GlassBox.fit images")
         # One process's block may hold a single class; the classes are checked on the gathered labels.
         y = data.as_labels(y, x.shape[0], "GlassBox.fit labels", min_classes=2 if jax.process_count() == 1 else 1)
+        weights = None if sample_weight is None else arrays.as_weights(np.asarray(sample_weight), x.shape[0], "GlassBox.fit")
         n, image_shape, num_classes = x.shape[0], x.shape[1:], int(y.max()) + 1
-        sample_x, sample_y, n_local = x, y, x.shape[0]
+        sample_x, sample_y, sample_w, n_local = x, y, weights, x.shape[0]
         if jax.process_count() > 1:
             # Each process holds its block of rows: the filters see every block, in process order
             # (``data.sharding``: the train split as one process would read it).
             sample_x, sample_y = distributed.gather_rows(x), distributed.gather_rows(y)
             sample_y = data.as_labels(sample_y, sample_x.shape[0], "GlassBox.fit labels")
+            sample_w = None if weights is None else distributed.gather_rows(weights)
             n, num_classes = sample_x.shape[0], int(sample_y.max()) + 1
+        if sample_w is not None:
+            _check_class_weights(sample_w, sample_y, num_classes)
     if class_names is None:
         class_names = tuple(str(c) for c in range(num_classes))
     class_names = tuple(class_names)
     if len(class_names) < num_classes:
         raise ValueError(f"GlassBox.fit: expected {num_classes} class names, got {len(class_names)}")
-    config = config.resolved(image_shape, n)
+    # The defaults and the component limits count images as the weights do (integer weights: repeats).
+    n_fit = n if sample_w is None else max(int(round(float(np.sum(sample_w, dtype=np.float64)))), 2)
+    config = config.resolved(image_shape, n_fit)
     group = groups.get(config.group)
     group.check_image((n,) + tuple(image_shape), "GlassBox.fit")
     if streaming.is_source(x) and jax.process_count() > 1 and n_local is None:
         n_local = sum(b[0].shape[0] for b in streaming.batches(x, "GlassBox.fit"))
-    stream = _stream(x, y, config.batch_size, mesh, n, "GlassBox.fit", n_local, tuple(image_shape))
+    stream = _stream(x, y, config.batch_size, mesh, n, "GlassBox.fit", n_local, tuple(image_shape), weights)
+    if streaming.is_source(x):
+        sample = None if survey.sample_x.shape[0] == n else (survey.sample_x, survey.sample_y, survey.sample_w)
+    else:
+        picked = _class_sample(np.asarray(sample_y), sample_w, SAMPLE_PER_CLASS, k_sample)
+        sample = None if picked is None else (sample_x[picked[0]], np.asarray(sample_y)[picked[0]], picked[1])
+    moment_stream = stream if sample is None else _sample_stream(*sample, config.batch_size, mesh)
 
     patches = prototypes = None
     if config.filters in ("patch", "both"):
         per_class = min(config.filters_per_class, config.patch_size**2 * image_shape[2] - 1)
-        patches = patch_filters(sample_x, sample_y, num_classes, size=config.patch_size, per_class=per_class, key=k_filters)
+        patches = patch_filters(sample_x, sample_y, num_classes, size=config.patch_size, per_class=per_class, key=k_filters,
+                                sample_weight=sample_w)
     if config.filters in ("prototype", "both"):
         if streaming.is_source(x):
             # Each class mean is its own one-image class: class_prototypes then only averages over G.
             prototypes = class_prototypes(survey.class_means, np.arange(num_classes), num_classes, group)
         else:
-            prototypes = class_prototypes(sample_x, sample_y, num_classes, group)
+            prototypes = class_prototypes(sample_x, sample_y, num_classes, group, sample_weight=sample_w)
     banks = parallel.replicate(mesh, tuple(b for b in (patches, prototypes) if b is not None))
     static = dict(config=config, grids=tuple(g for b, g in ((patches, config.grid), (prototypes, 1)) if b is not None), mesh=mesh)
     probe = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
@@ -332,10 +417,10 @@ def fit(
         return jax.eval_shape(functools.partial(_ROWS[rows], config, static["grids"]), params, probe).shape[-1]
 
     def stats_pass(rows: str, params, init, update, desc: str, layout=None):
-        """One pass of float64 statistics: ``init()`` then ``update`` with every batch's rows."""
+        """One pass of float64 statistics over the moment sample: ``init()`` then ``update`` with every batch's rows."""
         with reduction.float64():
             state = parallel.replicate(mesh, init())
-        return _accumulate(state, stream, params, static, desc, rows=rows, update=update, layout=layout)
+        return _accumulate(state, moment_stream, params, static, desc, rows=rows, update=update, layout=layout)
 
     def scatter_pass(rows: str, params, desc: str) -> reduction.ScatterStats:
         stats = parallel.replicate(mesh, reduction.scatter_init(row_dim(rows, params), num_classes))
@@ -343,12 +428,12 @@ def fit(
 
     if mesh.devices.flat[0].platform == "cpu":
         # The widest statistics (|G| rows per image): BLAS's float64 rank-k update on the host.
-        moments = _host_moments_pass(stream, banks, static, "orbit", row_dim("orbit", banks), "fit: orbit")
+        moments = _host_moments_pass(moment_stream, banks, static, "orbit", row_dim("orbit", banks), "fit: orbit")
     else:
         moments = stats_pass("orbit", banks, lambda: reduction.moments_init(row_dim("orbit", banks), reduction.stats_dtype()),
                              _moments_update, "fit: orbit")
     response_dim = moments.total.shape[0]
-    proj_dim = min(max(config.pool_dim, config.orbit_dim), response_dim, n * group.order - 1)
+    proj_dim = min(max(config.pool_dim, config.orbit_dim), response_dim, n_fit * group.order - 1)
     with reduction.float64():
         key = k_pca if response_dim > RANDOMIZED_PCA_ABOVE else None
         projection = rep.fit_orbit_projection(moments, proj_dim, key=key)
@@ -364,7 +449,7 @@ def fit(
     else:
         init = functools.partial(reduction.symmetric_moments_init, layout, reduction.stats_dtype())
         stats = stats_pass("representation", (banks, projection), init, _symmetric_update, "fit: PCA", layout)
-        k = min(config.components, layout.dim, n - 1)
+        k = min(config.components, layout.dim, n_fit - 1)
         with reduction.float64():
             reducer, blocks = reduction.fit_symmetric_pca(stats, layout, k, whiten=config.whiten, key=k_pca,
                                                           randomized_above=RANDOMIZED_PCA_ABOVE)
@@ -377,11 +462,13 @@ def fit(
         clf = fit_stats(stats, **option)
     else:
         features, labels = [], []
-        for xb, yb in progress(stream.batches(), total=stream.total, desc="fit: features", unit="batch"):
+        for xb, yb, _ in progress(stream.batches(), total=stream.total, desc="fit: features", unit="batch"):
             out = _rows_step(params, parallel.shard_batch(mesh, xb, size=stream.size)[0], **static)
             features.append(parallel.local_rows(out)[: xb.shape[0]])
             labels.append(yb)
         features, labels = distributed.gather_rows(np.concatenate(features)), distributed.gather_rows(np.concatenate(labels))
+        if sample_w is not None:
+            option["sample_weight"] = sample_w
         clf = classifiers.fit_classifier(config.classifier, features, labels, num_classes=num_classes, key=k_classifier, **option)
     params = GlassBoxParams(config, tuple(image_shape), class_names, patches, prototypes, projection, reducer, clf, blocks)
     if jax.process_count() > 1:  # arrays replicated over every process's devices -> this process's copy
