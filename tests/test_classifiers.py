@@ -262,3 +262,13 @@ def test_sample_weight_bad_input(blobs):
         C.fit_svm(x, y, num_classes=2, sample_weight=np.zeros(len(y)))
     with pytest.raises(TypeError, match="sample_weight"):
         C.fit_lda_classifier(x, y, num_classes=2, sample_weight="ones")
+
+
+def test_standardizer_gradient_is_finite_at_a_constant_feature():
+    # A constant column keeps scale 1 and must not poison the gradient of the others (sqrt'(0) = inf).
+    from glassjax.core.classifiers import _standardizer
+
+    x = jnp.stack([jnp.arange(6.0), jnp.full(6, 2.0)], axis=1)
+    grad = jax.grad(lambda x: jnp.sum(_standardizer(x)[1]))(x)
+    assert np.isfinite(np.asarray(grad)).all()
+    np.testing.assert_allclose(np.asarray(_standardizer(x)[1]), [1 / np.std(np.arange(6.0)), 1.0], rtol=1e-6)

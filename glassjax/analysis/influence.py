@@ -58,7 +58,7 @@ class Influence:
         config = GlassBoxConfig() if config is None else config
         key = jax.random.PRNGKey(0) if key is None else key
         x_train = data.as_images(np.asarray(x_train), "Influence images")
-        self.plan = differentiable.plan_fit(config, x_train.shape, y_train, key=key, class_names=class_names)
+        self.plan = differentiable.plan_fit(config, x_train.shape, y_train, key=key, class_names=class_names, images=x_train)
         with reduction.float64():
             self.x_train = jnp.asarray(x_train, jnp.float64)
             self.weights = jnp.ones((x_train.shape[0],), jnp.float64)

@@ -266,14 +266,15 @@ def _standardizer(x: jax.Array, w: jax.Array | None = None) -> tuple[jax.Array, 
     put); with row weights w (N,), the weighted mean and variance."""
     if w is None:
         loc = jnp.mean(x, axis=0)
-        std = jnp.sqrt(jnp.mean(jnp.square(x - loc[None, :]), axis=0))
+        var = jnp.mean(jnp.square(x - loc[None, :]), axis=0)
     else:
         total = jnp.sum(w)
         loc = _dot(w, x) / total
-        std = jnp.sqrt(_dot(w, jnp.square(x - loc[None, :])) / total)
-    # A constant feature's std is rounding noise of order eps * |loc|; do not blow it up.
-    resolved = std > 16 * jnp.finfo(x.dtype).eps * jnp.abs(loc)
-    return loc, jnp.where(resolved, 1 / jnp.where(resolved, std, 1), 1)
+        var = _dot(w, jnp.square(x - loc[None, :])) / total
+    # A constant feature's std is rounding noise of order eps * |loc|; do not blow it up. The square
+    # root only of resolved variances: its derivative at 0 is infinite, and 0 * inf is a NaN gradient.
+    resolved = var > jnp.square(16 * jnp.finfo(x.dtype).eps * loc)
+    return loc, jnp.where(resolved, 1 / jnp.sqrt(jnp.where(resolved, var, 1)), 1)
 
 
 def _linear(weights: jax.Array, bias: jax.Array, xs: jax.Array) -> jax.Array:

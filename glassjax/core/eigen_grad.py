@@ -27,7 +27,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["top_eigh", "GAP_RESOLUTION", "canonical_columns"]
+__all__ = ["top_eigh", "separated", "GAP_RESOLUTION", "canonical_columns"]
 
 # Eigenvalues closer than this times the largest magnitude are not resolved by eigh (float64:
 # its error is a few eps x |a|); their eigenvectors, and so a derivative through them, are undefined.
@@ -98,3 +98,27 @@ def top_eigh(a: jax.Array, k: int, *, isolated: bool = True) -> tuple[jax.Array,
     if not 1 <= k <= a.shape[0]:
         raise ValueError(f"top_eigh: expected 1 <= k <= {a.shape[0]}, got {k}")
     return _top(a, int(k), bool(isolated))
+
+
+@jax.custom_jvp
+def _separated(kept: jax.Array, dropped: jax.Array) -> jax.Array:
+    return kept
+
+
+@_separated.defjvp
+def _separated_jvp(primals, tangents):
+    kept, dropped = primals
+    dkept, _ = tangents
+    closed = jnp.min(kept) - dropped <= _resolution(jnp.concatenate([kept, dropped[None]]))
+    # A residual factor, not a check on the tangent: reverse mode reads the residual (see _top_jvp).
+    one = eqx.error_if(jnp.ones((), kept.dtype), closed, "separated: derivative refused: the smallest kept "
+                       "eigenvalue is not separated from the largest dropped one; the kept set is not differentiable there")
+    return kept, dkept * one
+
+
+def separated(kept: jax.Array, dropped: jax.Array) -> jax.Array:
+    """kept (K,) unchanged; its derivative is refused (an error, as ``top_eigh``'s) when min(kept)
+    is within the eigen-solver's resolution of ``dropped`` (), the largest value cut: a choice of
+    kept eigenvectors made across several eigenproblems (irrep blocks) is differentiable only
+    while the kept/dropped gap is open."""
+    return _separated(kept, jax.lax.stop_gradient(jnp.asarray(dropped, kept.dtype)))
