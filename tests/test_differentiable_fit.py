@@ -71,15 +71,20 @@ def gradients(digits):
     return (lambda *args: value_and_grad(*args)[0]), grads, point, rng
 
 
-@pytest.mark.parametrize("which, step", [(0, 1e-8), (1, 1e-6), (2, 1e-9)], ids=["images", "weights", "regularization"])
-def test_gradient_equals_central_differences(gradients, which, step):
-    value, grads, point, rng = gradients
+def _directional(value, grads, point, which: int, step: float) -> tuple[float, float]:
+    """(analytic, central finite difference) of value's derivative along a seeded random direction of argument ``which``."""
     with reduction.float64():
         direction = jnp.asarray(np.random.default_rng(which).normal(size=np.shape(point[which])))
         plus, minus = list(point), list(point)
         plus[which], minus[which] = point[which] + step * direction, point[which] - step * direction
         fd = (float(value(*plus)) - float(value(*minus))) / (2 * step)
-        analytic = float(jnp.sum(grads[which] * direction))
+        return float(jnp.sum(grads[which] * direction)), fd
+
+
+@pytest.mark.parametrize("which, step", [(0, 1e-8), (1, 1e-6), (2, 1e-9)], ids=["images", "weights", "regularization"])
+def test_gradient_equals_central_differences(gradients, which, step):
+    value, grads, point, rng = gradients
+    analytic, fd = _directional(value, grads, point, which, step)
     # float64: rounding in the loss ~ 1e-13, so ~1e-13 / step in fd; the image step is small because some of
     # the ~4.6M relu arguments lie near 0 even at a generic point, and a kink inside the step bends fd.
     assert abs(analytic - fd) <= 1e-4 * abs(fd), (analytic, fd)
@@ -269,12 +274,7 @@ def test_wider_configs_equal_fit(digits, wider):
 def test_wider_gradients_equal_central_differences(wider, which, step):
     _, _, value, grads, point, plan = wider
     assert len({i for i, _ in plan.kept}) > 1  # several irreps' eigenproblems, cut by the data
-    with reduction.float64():
-        direction = jnp.asarray(np.random.default_rng(which).normal(size=np.shape(point[which])))
-        plus, minus = list(point), list(point)
-        plus[which], minus[which] = point[which] + step * direction, point[which] - step * direction
-        fd = (float(value(*plus)) - float(value(*minus))) / (2 * step)
-        analytic = float(jnp.sum(grads[which] * direction))
+    analytic, fd = _directional(value, grads, point, which, step)
     print(f"{plan.config.representation}/{plan.config.reduction}/{plan.config.classifier} argument {which}: "
           f"relative error {abs(analytic - fd) / abs(fd):.1e}")
     # As for the invariant config: float64 rounding ~1e-13 / step; relu kinks bend larger image steps.
