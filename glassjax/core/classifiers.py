@@ -37,8 +37,6 @@ from glassjax.core.reduction import (
     _scatter_of,
     _shrinkage,
     _whitener,
-    scatter_init,
-    scatter_update,
 )
 
 __all__ = [
@@ -144,22 +142,6 @@ def _sample_weight(fn: str, sample_weight: Any, n: int, dtype: Any) -> jax.Array
     return None if sample_weight is None else jnp.asarray(arrays.as_weights(sample_weight, n, fn, dtype=dtype))
 
 
-def _weighted_scatter(fn: str, x: Any, y: Any, num_classes: Any, batch_size: Any, min_rows: int, sample_weight: Any) -> ScatterStats:
-    """ScatterStats of x (N, D), labels y (N,), rows weighted by sample_weight (N,), in batches of ``batch_size``."""
-    if sample_weight is None:
-        return _scatter_of(fn, x, y, num_classes, batch_size, min_rows)
-    x, y, num_classes = _xy(fn, x, y, num_classes)
-    if x.shape[0] < min_rows:
-        raise ValueError(f"{fn}: expected at least {min_rows} rows in x, got shape {tuple(x.shape)}")
-    w = _sample_weight(fn, sample_weight, x.shape[0], x.dtype)
-    n = x.shape[0]
-    size = n if batch_size is None else arrays.as_int(batch_size, fn, "batch_size", 1)
-    stats = scatter_init(x.shape[1], num_classes, x.dtype)
-    for start in range(0, n, size):
-        stats = scatter_update(stats, x[start : start + size], y[start : start + size], w[start : start + size])
-    return stats
-
-
 # ----------------------------------------------------------------------------- analytic
 
 
@@ -225,7 +207,7 @@ def fit_ridge(
 ) -> RidgeParams:
     """Ridge classifier on x (N, D), int labels y (N,); streamed in batches of ``batch_size`` if given.
     ``sample_weight`` (N,) weights each row's squared error (weighted centring, as scikit-learn's Ridge)."""
-    stats = _weighted_scatter("fit_ridge", x, y, num_classes, batch_size, 1, sample_weight)
+    stats = _scatter_of("fit_ridge", x, y, num_classes, batch_size, 1, sample_weight)
     return fit_ridge_stats(stats, alpha=alpha)
 
 
@@ -254,7 +236,7 @@ def fit_lda_classifier(
 ) -> LDAParams:
     """LDA classifier on x (N, D), int labels y (N,); ``sample_weight`` (N,) weights the class
     means, priors and covariance (integer weights = repeated rows)."""
-    stats = _weighted_scatter("fit_lda_classifier", x, y, num_classes, batch_size, 2, sample_weight)
+    stats = _scatter_of("fit_lda_classifier", x, y, num_classes, batch_size, 2, sample_weight)
     return fit_lda_classifier_stats(stats, shrinkage=shrinkage)
 
 

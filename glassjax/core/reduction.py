@@ -554,8 +554,10 @@ def scatter_merge(a: ScatterStats, b: ScatterStats) -> ScatterStats:
 
 
 @jax.jit(static_argnums=(2, 3))
-def _scatter_of_array(x: jax.Array, y: jax.Array, num_classes: int, batch_size: int | None) -> ScatterStats:
-    return _scan_batches(_scatter_accumulate, scatter_init(x.shape[1], num_classes, x.dtype), batch_size, x, y)
+def _scatter_of_array(x: jax.Array, y: jax.Array, num_classes: int, batch_size: int | None,
+                      weights: jax.Array | None = None) -> ScatterStats:
+    return _scan_batches(_scatter_accumulate, scatter_init(x.shape[1], num_classes, x.dtype), batch_size, x, y,
+                         weights=weights)
 
 
 def _shrunk(a: jax.Array, shrinkage: float) -> jax.Array:
@@ -645,11 +647,14 @@ def fit_lda(stats: ScatterStats, n_components: int | None = None, *, shrinkage: 
     return _fit_lda(stats, k, shrink)
 
 
-def _scatter_of(fn: str, x: Any, y: Any, num_classes: int, batch_size: Any, min_rows: int) -> ScatterStats:
+def _scatter_of(fn: str, x: Any, y: Any, num_classes: int, batch_size: Any, min_rows: int,
+                sample_weight: Any = None) -> ScatterStats:
+    """ScatterStats of x (N, D), labels y (N,), rows weighted by ``sample_weight`` (N,) (default ones)."""
     x = _features(fn, x, min_rows=min_rows)
     num_classes = arrays.as_int(num_classes, fn, "num_classes", 2)
     y = _labels(fn, y, x.shape[0], num_classes)
-    return _scatter_of_array(x, y, num_classes, _batch_size(fn, batch_size))
+    w = None if sample_weight is None else jnp.asarray(arrays.as_weights(sample_weight, x.shape[0], fn, dtype=x.dtype))
+    return _scatter_of_array(x, y, num_classes, _batch_size(fn, batch_size), w)
 
 
 # ----------------------------------------------------------------------------- projection

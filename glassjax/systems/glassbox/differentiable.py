@@ -65,6 +65,7 @@ import numpy as np
 from glassjax import data
 from glassjax.core import arrays, classifiers, groups, irreps, reduction
 from glassjax.core.eigen_grad import canonical_columns, separated, top_eigh
+from glassjax.core.reduction import _dot
 from glassjax.systems.glassbox import representation as rep
 from glassjax.systems.glassbox.config import REGULARIZATION_OPTION, GlassBoxConfig
 from glassjax.systems.glassbox.filters import FilterBank, patch_filters, patch_positions
@@ -77,10 +78,6 @@ PATCHES_PER_CLASS = inspect.signature(patch_filters).parameters["patches_per_cla
 _KINDS = ("logistic", "svm", "ridge", "lda")
 _F32_EPS = float(np.finfo(np.float32).eps)
 _HIGHEST = jax.lax.Precision.HIGHEST
-
-
-def _dot(a, b):
-    return jnp.matmul(a, b, precision=_HIGHEST)
 
 
 def default_regularization(config: GlassBoxConfig) -> float:
