@@ -48,7 +48,7 @@ RANDOMIZED_PCA_ABOVE = 4096
 class _Stream(NamedTuple):
     """How fit reads its data: ``batches()`` starts a pass of (images, labels, weights) batches of at most ``size`` rows."""
 
-    batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+    batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]
     size: int
     total: int
     mesh: Mesh
