@@ -31,7 +31,6 @@ Expected:  relative errors <= 1e-7 (target 1e-4); decision functions equal to 2.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -98,21 +97,16 @@ def equality_with_fit(dataset, seed: int, params64) -> dict:
             "equal_predictions": float(np.mean(ref.argmax(1) == got.argmax(1))), "fit_seconds": float(model.fit_seconds_)}
 
 
-def refit_check(dataset, infl, params64, *, count: int, top: int, draws: int, seed: int) -> tuple[dict, list[dict]]:
+def refit_check(dataset, infl, *, count: int, top: int, draws: int, seed: int) -> tuple[dict, list[dict]]:
     with reduction.float64():
-        losses = infl_lib.test_losses(params64, dataset.x_test, dataset.y_test)
         refit = differentiable._refit_jit  # compiled already by Influence.params
         xt_all = jnp.asarray(dataset.x_test, jnp.float64)
-    worst = np.argsort(-losses, kind="stable")[:count]
     rng = np.random.default_rng(seed)
     n = infl.x_train.shape[0]
-    rows, entries, seconds = [], [], []
-    for i in worst:
-        start = time.perf_counter()
-        loss, scores = infl.scores(dataset.x_test[i], int(dataset.y_test[i]))
-        seconds.append(time.perf_counter() - start)
-        harmful, helpful = infl_lib._ranked(scores, top)
-        entries.append({"test_index": int(i), "label": int(dataset.y_test[i]), "loss": loss, "harmful": harmful, "helpful": helpful})
+    rows, entries = [], []
+    for entry, scores in infl_lib.rank_highest_loss(infl, dataset.x_test, dataset.y_test, count, top=top):
+        entries.append(entry)
+        i, loss, harmful = entry["test_index"], entry["loss"], entry["harmful"]
 
         def loss_without(drop):
             with reduction.float64():
@@ -129,6 +123,7 @@ def refit_check(dataset, infl, params64, *, count: int, top: int, draws: int, se
                      "change_random": float(np.mean(random_losses)) - loss, "predicted_change_harmful": predicted,
                      "harmful_beats_random": bool(harmful_loss < np.mean(random_losses))})
         _common.log(f"test {i}: loss {loss:.4f}, harmful removed {harmful_loss:.4f}, random removed {np.mean(random_losses):.4f}")
+    seconds = [e["seconds"] for e in entries]
     summary = {"images": rows, "harmful_beats_random": int(sum(r["harmful_beats_random"] for r in rows)), "of": len(rows),
                "influence_seconds": seconds, "influence_seconds_after_compile": float(np.median(seconds[1:] or seconds))}
     return summary, entries
@@ -147,7 +142,7 @@ def main(argv=None) -> dict:
     infl = infl_lib.Influence(dataset.x_train, dataset.y_train, key=jax.random.PRNGKey(args.seed), class_names=dataset.class_names)
     params64 = infl.params
     result["equality_with_fit"] = equality_with_fit(dataset, args.seed, params64)
-    result["refits"], entries = refit_check(dataset, infl, params64, count=count, top=TOP, draws=draws, seed=args.seed)
+    result["refits"], entries = refit_check(dataset, infl, count=count, top=TOP, draws=draws, seed=args.seed)
     result["n_train"] = int(dataset.x_train.shape[0])
     _common.table([{"argument": k, **v} for k, v in result["finite_differences"].items()],
                   ["argument", "analytic", "finite_difference", "relative_error"], digits=8, title="finite differences (float64)")

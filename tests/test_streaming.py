@@ -74,11 +74,57 @@ def test_survey_keeps_a_bounded_seeded_sample_per_class(digits, monkeypatch):
     batches = _ragged(digits.x_train, digits.y_train, [64] * (digits.x_train.shape[0] // 64) + [digits.x_train.shape[0] % 64])
     survey = fit_module._survey(batches, 64, jax.random.PRNGKey(0), "test")
     again = fit_module._survey(batches, 64, jax.random.PRNGKey(0), "test")
+    other = fit_module._survey(batches, 64, jax.random.PRNGKey(1), "test")
     assert survey.count == digits.x_train.shape[0]
     np.testing.assert_array_equal(np.bincount(survey.sample_y), [5, 5, 5, 5])
     np.testing.assert_array_equal(survey.sample_x, again.sample_x)
+    assert not np.array_equal(survey.sample_x, other.sample_x)  # the key chooses the sample
+    # each row weighs its class's count over its class's sample size
+    np.testing.assert_allclose(survey.sample_w, np.bincount(digits.y_train)[survey.sample_y] / 5)
     means = np.stack([digits.x_train[digits.y_train == c].mean(0) for c in range(4)])
     np.testing.assert_allclose(survey.class_means, means, atol=0.5 / 255 + 1e-6)
+
+
+def test_survey_sample_does_not_depend_on_batches_or_the_split_over_processes(digits, monkeypatch):
+    fit_module = importlib.import_module("glassjax.systems.glassbox.fit")
+    monkeypatch.setattr(fit_module, "SAMPLE_PER_CLASS", 7)
+    x, y = digits.x_train, digits.y_train
+    n, key = x.shape[0], jax.random.PRNGKey(3)
+    whole = fit_module._survey(_ragged(x, y, [n]), n, key, "test")
+    rebatched = fit_module._survey(_ragged(x, y, [50, 3, n - 53]), 32, key, "test")
+    np.testing.assert_array_equal(rebatched.sample_x, whole.sample_x)
+    np.testing.assert_array_equal(rebatched.sample_y, whole.sample_y)
+    # Two processes' contiguous blocks, each surveyed alone, then merged as _merge_surveys does: one process's sample.
+    parts = [fit_module._survey(_ragged(x[rows], y[rows], [rows.stop - rows.start]), 40, key, "test")
+             for rows in (slice(0, n // 3), slice(n // 3, n))]
+    gathered_x = np.concatenate([p.sample_x for p in parts])
+    gathered_y = np.concatenate([p.sample_y for p in parts])
+    merged_x, merged_y, _ = fit_module._lowest(gathered_x, gathered_y, fit_module._priorities(gathered_x, gathered_y, key), 7)
+    np.testing.assert_array_equal(merged_x, whole.sample_x)
+    np.testing.assert_array_equal(merged_y, whole.sample_y)
+    # Rows keep their stream order (the patch filters draw from the sample by position).
+    pixels = (np.round(x * 255).astype(np.uint8).astype(np.float32) / 255).reshape(n, -1)  # what the uint8 batches hold
+    positions = [int(np.flatnonzero((pixels == row.reshape(1, -1)).all(1) & (y == label))[0])
+                 for row, label in zip(whole.sample_x, whole.sample_y)]
+    assert positions == sorted(positions)
+
+
+def test_priority_sample_is_uniform():
+    """Bottom-k by the keyed hash includes every row equally often over keys: over 400 keys, 300
+    rows, 30 kept, each row's count is Binomial(400, 0.1) (sd 6); a biased hash (e.g. toward dark
+    or low-index rows) would spread the counts far wider or shift them with the rows' brightness."""
+    fit_module = importlib.import_module("glassjax.systems.glassbox.fit")
+    rng = np.random.default_rng(0)
+    x = (rng.random((300, 4, 4, 1)) * np.linspace(0, 1, 300)[:, None, None, None]).astype(np.float32)
+    y = np.zeros(300, np.int32)
+    counts = np.zeros(300)
+    for k in range(400):
+        prio = fit_module._priorities(x, y, jax.random.PRNGKey(k))
+        counts[np.argsort(prio)[:30]] += 1
+    assert counts.sum() == 400 * 30
+    assert counts.std() < 9, counts.std()
+    # no trend with brightness: the darkest and brightest thirds are included alike (sd of each mean ~0.6)
+    assert abs(counts[:100].mean() - counts[200:].mean()) < 3
 
 
 def test_bad_sources_raise(digits):

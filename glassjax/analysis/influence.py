@@ -30,7 +30,7 @@ from glassjax.systems.glassbox import differentiable
 from glassjax.systems.glassbox.config import GlassBoxConfig
 from glassjax.systems.glassbox.model import apply
 
-__all__ = ["Influence", "influence", "highest_loss", "test_losses", "cross_entropy"]
+__all__ = ["Influence", "influence", "highest_loss", "rank_highest_loss", "test_losses", "cross_entropy"]
 
 
 def cross_entropy(scores: jax.Array, labels: jax.Array) -> jax.Array:
@@ -116,20 +116,26 @@ def influence(dataset: str, test_index: int, *, top: int = 10, seed: int = 0, co
             "helpful_scores": [float(scores[j]) for j in helpful], "seconds": round(seconds, 3)}
 
 
+def rank_highest_loss(infl: Influence, x_test: Any, y_test: Any, count: int, *, top: int = 5):
+    """Yield (entry, scores) for the ``count`` test images (x_test (M, H, W[, C]), y_test (M,)) of
+    highest loss under ``infl``'s model, highest first: entry {test_index, label, loss, harmful,
+    helpful, seconds} (``top`` of each; seconds: that image's influence computation), scores (N,)."""
+    with reduction.float64():
+        losses = test_losses(infl.params, x_test, y_test)
+    for i in np.argsort(-losses, kind="stable")[:count]:
+        start = time.perf_counter()
+        loss, scores = infl.scores(x_test[i], int(y_test[i]))
+        seconds = time.perf_counter() - start
+        harmful, helpful = _ranked(scores, min(top, scores.shape[0]))
+        yield ({"test_index": int(i), "label": int(y_test[i]), "loss": loss, "harmful": harmful, "helpful": helpful,
+                "seconds": round(seconds, 3)}, scores)
+
+
 def highest_loss(dataset: data.Dataset, count: int, *, top: int = 5, seed: int = 0) -> list[dict]:
     """The ``count`` test images of ``dataset`` with the highest loss under the default glass-box
     (``GlassBox(seed=seed)``, differentiable fit), each with its ``top`` most harmful and helpful
-    training images: [{test_index, label, loss, harmful, helpful}], highest loss first."""
+    training images: [{test_index, label, loss, harmful, helpful, seconds}], highest loss first."""
     count = arrays.as_int(count, "highest_loss", "count", 1)
     top = arrays.as_int(top, "highest_loss", "top", 1)
     infl = Influence(dataset.x_train, dataset.y_train, key=jax.random.PRNGKey(seed), class_names=dataset.class_names)
-    with reduction.float64():
-        losses = test_losses(infl.params, dataset.x_test, dataset.y_test)
-    entries = []
-    for i in np.argsort(-losses, kind="stable")[:count]:
-        loss, scores = infl.scores(dataset.x_test[i], int(dataset.y_test[i]))
-        harmful, helpful = _ranked(scores, min(top, scores.shape[0]))
-        entries.append({"test_index": int(i), "label": int(dataset.y_test[i]), "loss": loss, "harmful": harmful,
-                        "helpful": helpful})
-    return entries
-
+    return [entry for entry, _ in rank_highest_loss(infl, dataset.x_test, dataset.y_test, count, top=top)]

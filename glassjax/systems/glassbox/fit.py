@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import itertools
 from typing import Callable, Iterator, NamedTuple, Sequence
 
@@ -182,8 +183,8 @@ def _layout(config: GlassBoxConfig, group: groups.Group, dim: int, proj_dim: int
 # The unsupervised layers (orbit projection, PCA or LDA) are fitted from at most this many images
 # per class: a seeded uniform sample, weighted so its sums estimate the whole set's (every image
 # when no class has more); the classifier sees every image. A batch source's survey keeps this
-# sample (a reservoir) and fits its patch filters from it too; arrays in memory fit the filters
-# from every image.
+# sample (``_lowest``: the same for any number of processes) and fits its patch filters from it
+# too; arrays in memory fit the filters from every image.
 SAMPLE_PER_CLASS = 1000
 
 
@@ -200,67 +201,92 @@ class _Survey(NamedTuple):
     class_counts: np.ndarray  # (C,)
 
 
+def _priorities(x: np.ndarray, y: np.ndarray, key: jax.Array) -> np.ndarray:
+    """(B,) uint64 seeded pseudo-random priorities of the rows of x (B, ...) float32 with labels y
+    (B,): a keyed BLAKE2b hash of each row's bytes and label, so a row's priority depends on the
+    row and the key only, never on the batch or process that reads it. Equal rows with equal
+    labels tie."""
+    rows = np.ascontiguousarray(x, np.float32).reshape(x.shape[0], -1)
+    secret = np.asarray(jax.random.key_data(key), np.uint32).tobytes()[:64]
+    return np.fromiter((int.from_bytes(hashlib.blake2b(rows[i].data, digest_size=8, key=secret,
+                                                       salt=int(y[i]).to_bytes(16, "little", signed=True)).digest(), "little")
+                        for i in range(rows.shape[0])), np.uint64, rows.shape[0])
+
+
+def _lowest(x: np.ndarray, y: np.ndarray, prio: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows (x (M, ...), y (M,), prio (M,)) of the ``per_class`` lowest priorities of each
+    class, in their order in x: a uniform sample without replacement whose rows do not depend on
+    how the rows were batched or split over processes (and, since each process reads a contiguous
+    block, neither does their order: the stream order of one process)."""
+    rows = [np.flatnonzero(y == c)[np.argsort(prio[y == c], kind="stable")[:per_class]] for c in np.unique(y)]
+    rows = np.sort(np.concatenate(rows)) if rows else np.zeros((0,), np.int64)
+    return x[rows], y[rows], prio[rows]
+
+
 def _survey(source, size: int, key: jax.Array, where: str) -> _Survey:
-    """One pass: counts, per-class reservoir samples (SAMPLE_PER_CLASS) and per-class mean images."""
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
-    count, seen, sums, samples = 0, [], [], []
+    """One pass: counts, per-class mean images and a per-class sample of SAMPLE_PER_CLASS images:
+    the rows of lowest ``_priorities`` (bottom-k sampling), which, unlike a reservoir, is the same
+    sample whether one process reads the source or several read their shards."""
+    count, seen, sums = 0, [], []
+    sample_x, sample_y, sample_p = None, np.zeros((0,), np.int32), np.zeros((0,), np.uint64)
+    limit = np.zeros((0,), np.uint64)  # per class: its sample's highest priority; only lower ones can enter a full sample
     shape = None
     for x, y in progress(streaming.rebatch(streaming.batches(source, where), size, where), desc="fit: survey", unit="batch"):
+        x, y = np.ascontiguousarray(x, np.float32), np.asarray(y, np.int32)
         shape = x.shape[1:]
         count += x.shape[0]
         for c in np.unique(y):
             while len(seen) <= c:
                 seen.append(0)
                 sums.append(np.zeros(shape, np.float64))
-                samples.append(np.zeros((0,) + shape, np.float32))
             rows = x[y == c]
             sums[c] += rows.sum(axis=0, dtype=np.float64)
-            order = seen[c] + np.arange(rows.shape[0])  # Algorithm R: item k replaces slot j < R, j uniform in 0..k
-            keep = order < SAMPLE_PER_CLASS
-            if keep.any():
-                samples[c] = np.concatenate([samples[c], rows[keep]])
-            slots = rng.integers(0, order[~keep] + 1)
-            chosen = slots < SAMPLE_PER_CLASS
-            samples[c][slots[chosen]] = rows[~keep][chosen]
             seen[c] += rows.shape[0]
+        prio = _priorities(x, y, key)
+        full = np.bincount(sample_y, minlength=len(seen)) >= SAMPLE_PER_CLASS
+        limit = np.concatenate([limit, np.zeros(len(seen) - limit.shape[0], np.uint64)])
+        enter = ~full[y] | (prio < limit[y])
+        if enter.any():
+            sample_x, sample_y, sample_p = _lowest(x[enter] if sample_x is None else np.concatenate([sample_x, x[enter]]),
+                                                   np.concatenate([sample_y, y[enter]]), np.concatenate([sample_p, prio[enter]]),
+                                                   SAMPLE_PER_CLASS)
+            for c in np.unique(sample_y):
+                limit[c] = sample_p[sample_y == c].max()
     if shape is None:
         raise ValueError(f"{where}: expected at least one batch of images, got an empty source")
     if jax.process_count() > 1:  # every process's survey merged; the classes checked on the whole
-        return _merge_surveys(count, shape, seen, sums, samples, where)
+        return _merge_surveys(count, shape, seen, sums, sample_x, sample_y, key, where)
     missing = [c for c, k in enumerate(seen) if k == 0]
     if len(seen) < 2 or missing:
         raise ValueError(f"{where}: expected labels 0..C-1 with C >= 2 classes, each present; got {len(seen)} classes, missing {missing}")
-    sample_y = np.concatenate([np.full(s.shape[0], c, np.int32) for c, s in enumerate(samples)])
     means = np.stack([s / k for s, k in zip(sums, seen)]).astype(np.float32)
-    return _Survey(count, shape, np.concatenate(samples), sample_y, _reservoir_weights(seen, samples), means, np.stack(sums),
+    return _Survey(count, shape, sample_x, sample_y, _sample_weights(np.asarray(seen), sample_y), means, np.stack(sums),
                    np.asarray(seen))
 
 
-def _reservoir_weights(seen: list, samples: list) -> np.ndarray:
-    """(M,) the weight of each reservoir row: its class's count over the class's sample size."""
-    return np.concatenate([np.full(s.shape[0], k / max(s.shape[0], 1), np.float32) for k, s in zip(seen, samples)])
+def _sample_weights(seen: np.ndarray, sample_y: np.ndarray) -> np.ndarray:
+    """(M,) the weight of each sample row: its class's count over the class's sample size."""
+    kept = np.bincount(sample_y, minlength=seen.shape[0])
+    return (seen / np.maximum(kept, 1))[sample_y].astype(np.float32)
 
 
-def _merge_surveys(count: int, shape, seen: list, sums: list, samples: list, where: str) -> _Survey:
-    """Several processes: counts and class sums added, the class samples gathered (up to
-    SAMPLE_PER_CLASS per class from each process), in process order."""
+def _merge_surveys(count: int, shape, seen: list, sums: list, sample_x: np.ndarray, sample_y: np.ndarray, key: jax.Array,
+                   where: str) -> _Survey:
+    """Several processes: counts and class sums added, and the class samples gathered and cut to
+    the SAMPLE_PER_CLASS lowest priorities of each class again: one process's sample exactly."""
     if len({tuple(s) for s in distributed.gather_rows(np.asarray([shape]))}) != 1:
         raise ValueError(f"{where}: expected the same image shape in every process, got {shape} here")
     classes = int(distributed.largest(np.asarray(len(seen))))
-    seen = seen + [0] * (classes - len(seen))
-    sums = sums + [np.zeros(shape, np.float64)] * (classes - len(sums))
-    samples = samples + [np.zeros((0,) + tuple(shape), np.float32)] * (classes - len(samples))
-    sample_w = distributed.gather_rows(_reservoir_weights(seen, samples))  # this process's counts over its sample
-    seen = distributed.total(np.asarray(seen, np.int64))
-    sums = distributed.total(np.stack(sums))
+    seen = distributed.total(np.asarray(seen + [0] * (classes - len(seen)), np.int64))
+    sums = distributed.total(np.stack(sums + [np.zeros(shape, np.float64)] * (classes - len(sums))))
     missing = [c for c, k in enumerate(seen) if k == 0]
     if classes < 2 or missing:
         raise ValueError(f"{where}: expected labels 0..C-1 with C >= 2 classes, each present; got {classes} classes, missing {missing}")
-    sample_x = distributed.gather_rows(np.concatenate(samples))
-    sample_y = distributed.gather_rows(np.concatenate([np.full(s.shape[0], c, np.int32) for c, s in enumerate(samples)]))
+    sample_x, sample_y = distributed.gather_rows(sample_x), distributed.gather_rows(sample_y)
+    sample_x, sample_y, _ = _lowest(sample_x, sample_y, _priorities(sample_x, sample_y, key), SAMPLE_PER_CLASS)
     means = (sums / seen.reshape((-1,) + (1,) * len(shape))).astype(np.float32)
-    return _Survey(int(distributed.total(np.asarray(count, np.int64))), tuple(shape), sample_x, sample_y, sample_w, means, sums,
-                   seen)
+    return _Survey(int(distributed.total(np.asarray(count, np.int64))), tuple(shape), sample_x, sample_y,
+                   _sample_weights(seen, sample_y), means, sums, seen)
 
 
 def _class_sample(y: np.ndarray, w: np.ndarray | None, per_class: int, key: jax.Array) -> tuple[np.ndarray, np.ndarray] | None:
