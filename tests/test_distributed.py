@@ -117,7 +117,7 @@ def test_two_processes_two_devices_equal_one_device(tmp_path):
     1 process on 1 device fits: identical test predictions, statistics to float32 tolerance.
     --batch-size 314 gives the processes' blocks (628 and 629 rows) 2 and 3 batches: process 0
     also runs an all-padding batch."""
-    from glassjax import data, systems
+    from glassjax import data
 
     common = ["fit", "--dataset", "digits", "--batch-size", "314", "--json"]
     one = _glassjax([*common, "--out", str(tmp_path / "one.npz")], devices=1)
@@ -131,11 +131,17 @@ def test_two_processes_two_devices_equal_one_device(tmp_path):
     # gloo itself says "[Gloo] Rank r is connected to n peer ranks. ..." on stdout, from C++ threads whose
     # messages can interleave mid-line; nothing else may
     assert not _not_gloo(results[1][1]), "only process 0 prints"
-    (sa, a), (sb, b) = systems.load(tmp_path / "one.npz"), systems.load(tmp_path / "two.npz")
-    digits = data.load("digits")
-    scores_a, scores_b = np.asarray(sa.scores(a, digits.x_test)), np.asarray(sb.scores(b, digits.x_test))
+    _assert_same_model(tmp_path / "one.npz", tmp_path / "two.npz", data.load("digits").x_test)
+
+
+def _assert_same_model(path_a, path_b, x_test):
+    """Two saved glass-boxes: identical test predictions, float parameters to float32 tolerance."""
+    from glassjax import systems
+
+    (sa, a), (sb, b) = systems.load(path_a), systems.load(path_b)
+    scores_a, scores_b = np.asarray(sa.scores(a, x_test)), np.asarray(sb.scores(b, x_test))
     np.testing.assert_array_equal(scores_a.argmax(1), scores_b.argmax(1))
-    saved_a, saved_b = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    saved_a, saved_b = np.load(path_a), np.load(path_b)
     assert sorted(saved_a.files) == sorted(saved_b.files)
     for name in saved_a.files:
         if saved_a[name].dtype.kind == "f":
@@ -147,6 +153,29 @@ def test_two_processes_two_devices_equal_one_device(tmp_path):
                                        err_msg=name)
         elif saved_a[name].dtype.kind in "iub":  # strings (the meta, the content hash) may differ
             np.testing.assert_array_equal(saved_a[name], saved_b[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_two_processes_streaming_a_sampled_source_equal_one_process(tmp_path):
+    """A streamed .npz with more than SAMPLE_PER_CLASS images per class: the survey's per-class
+    sample (the filters' images, the orbit and PCA moments' rows) is drawn by 2 processes, each
+    from its half, exactly as 1 process draws it from the whole, so the models are the same.
+    (With a per-process reservoir the filters differed.)"""
+    from glassjax.systems.glassbox.fit import SAMPLE_PER_CLASS
+
+    rng = np.random.default_rng(0)
+    n = 2 * SAMPLE_PER_CLASS + 300
+    y = rng.permutation(np.arange(n) % 2).astype(np.int32)
+    x = rng.random((n, 9, 9, 1)).astype(np.float32) * 0.5
+    x[y == 1, 2:7, 3:6] += 0.5  # class 1: a bright bar
+    path = tmp_path / "bars.npz"
+    np.savez(path, x_train=x[:-100], y_train=y[:-100], x_test=x[-100:], y_test=y[-100:])
+    common = ["fit", "--dataset", str(path), "--classifier", "ridge", "--json"]
+    code, _, err = _finish(_glassjax([*common, "--out", str(tmp_path / "one.npz")], devices=1))
+    assert code == 0, err[-3000:]
+    for code, _, err in [_finish(p) for p in _processes([*common, "--out", str(tmp_path / "two.npz")], devices=1)]:
+        assert code == 0, err[-3000:]
+    _assert_same_model(tmp_path / "one.npz", tmp_path / "two.npz", x[-100:])
 
 
 @pytest.mark.slow
