@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glassjax.bench import environment
+from glassjax.bench import environment, write_json
 from glassjax.systems import alexnet
 from glassjax.systems.alexnet import weights
 
@@ -258,8 +257,7 @@ def main(argv=None) -> int:
             torch_ms = f"{medians['torch']:9.2f}" if "torch" in medians else f"{'-':>9s}"
             print(f"{name:10s} {medians['flax']:8.2f} {torch_ms}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.out, result)
     return 0
 
 

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from glassjax.bench import environment, equivariance_workload, glassbox_workload, streaming_memory, synthetic_split
+from glassjax.bench import environment, equivariance_workload, glassbox_workload, streaming_memory, synthetic_split, write_json
 
 
 def matmul_rate(n: int = 8192, repeats: int = 10) -> float:
@@ -134,8 +134,7 @@ def main(argv=None) -> dict:
         t = time.perf_counter()
         result[name] = fn()
         print(f"{name}: done in {time.perf_counter() - t:.1f} s", flush=True)
-        with open(args.out, "w") as f:  # what is done so far survives a timeout
-            json.dump(result, f, indent=1, default=float)
+        write_json(args.out, result)  # what is done so far survives a timeout
 
     # What the issue asks for first, so that a short budget still answers it.
     part("device", 5, device_info)
@@ -159,8 +158,7 @@ def main(argv=None) -> dict:
         per_image = result["streaming_100k"]["fit_seconds"] / 100_000
         part("streaming_1m", 1.3 * per_image * 1_000_000 + 10, lambda: streaming_memory(1_000_000, batch=4096))
     result["seconds"] = time.perf_counter() - start
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1, default=float)
+    write_json(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k in ("skipped", "seconds")}))
     return result
 

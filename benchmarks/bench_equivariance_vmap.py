@@ -10,9 +10,8 @@ stacked. Rounds interleave the two; compilation (first call) is reported apart.
 from __future__ import annotations
 
 import argparse
-import json
 
-from glassjax.bench import environment, equivariance_workload
+from glassjax.bench import environment, equivariance_workload, write_json
 
 
 def main() -> None:
@@ -30,8 +29,7 @@ def main() -> None:
               f"loop {r['timing']['loop']['median_s'] * 1e3:.0f} ms (CPU {r['timing']['loop']['median_cpu_s'] * 1e3:.0f} ms): "
               f"vmap {r['speedup_vmap_over_loop']:.2f}x the loop's speed; first calls {r['first_call_s']}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from glassjax.bench import environment
-from glassjax.core.files import write_bytes_atomic
+from glassjax.bench import environment, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,7 +93,7 @@ def main(argv=None) -> dict:
     print(f"median fit time ratio (this / {args.baseline}): {result['median_ratio']:.2f}; "
           f"first fit {result['median_first_fit_ratio']:.2f}")
     if args.out:
-        write_bytes_atomic(args.out, json.dumps(result, indent=1).encode())
+        write_json(args.out, result)
     return result
 
 

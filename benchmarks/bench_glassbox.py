@@ -26,7 +26,7 @@ import tempfile
 
 import numpy as np
 
-from glassjax.bench import environment, glassbox_datasets, glassbox_workload
+from glassjax.bench import environment, glassbox_datasets, glassbox_workload, write_json
 
 KYMATIO_CHILD = """
 import json, statistics, sys, time
@@ -109,8 +109,7 @@ def main() -> None:
                   + (f"; glassjax invariant transform is {mine['glassjax_transform_images_per_s'] / ky['transform_images_per_s']:.1f}x faster"
                      if mine else ""))
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2, default=float)
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import json
 import subprocess
 import sys
 
-from glassjax.bench import environment
+from glassjax.bench import environment, write_json
 
 CHILD = r"""
 import json, resource, sys, time
@@ -66,8 +66,7 @@ def main() -> None:
               f"{r['baseline_rss_bytes'] / 2**30:.2f}; images {r['images_bytes'] / 2**20:.0f} MiB, "
               f"orbit {r['orbit_bytes'] / 2**20:.0f} MiB)")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"environment": environment(), "runs": runs}, f, indent=2)
+        write_json(args.out, {"environment": environment(), "runs": runs})
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from glassjax.bench import environment, synthetic_split
+from glassjax.bench import environment, synthetic_split, write_json
 
 # Statistics summed in another order agree to float32 rounding, not bit for bit.
 FISHER_RTOL = 1e-4
@@ -102,9 +102,8 @@ def main() -> None:
               f"{s['fisher_ratio_max_rel_diff']:.1e} of {first}'s"
               f"{'' if s['same_accuracy_as_' + first] and s['fisher_ratio_max_rel_diff'] <= FISHER_RTOL else ' (NOT the same model)'}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"environment": environment(), "train": args.train, "test": args.test, "runs": runs,
-                       "summary": summary}, f, indent=2)
+        write_json(args.out, {"environment": environment(), "train": args.train, "test": args.test, "runs": runs,
+                              "summary": summary})
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from glassjax.bench import environment, memory_workload
+from glassjax.bench import environment, memory_workload, write_json
 
 
 def main() -> None:
@@ -32,8 +32,7 @@ def main() -> None:
     ratio = [v for k, v in result["memory"].items() if k.startswith("peak_rss_ratio")][0]
     print(f"peak RSS ratio, largest over smallest size: {ratio:.3f}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,14 @@ def environment() -> dict:
     }
 
 
+def write_json(path, result: dict) -> None:
+    """Write a benchmark's ``result`` to ``path`` as JSON, atomically (``core.files``: nothing
+    half-written, only a regular file replaced); numpy scalars as floats."""
+    from glassjax.core.files import write_bytes_atomic
+
+    write_bytes_atomic(path, json.dumps(result, indent=2, default=float).encode())
+
+
 def _checkout() -> dict:
     """The commit of the glassjax checkout, and whether glassjax/ had uncommitted changes ({} outside git)."""
     import glassjax

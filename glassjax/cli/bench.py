@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from glassjax.cli.common import print_json
 
@@ -22,7 +21,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glassjax.bench import environment, equivariance_workload, glassbox_datasets, glassbox_workload, memory_workload
+    from glassjax.bench import (environment, equivariance_workload, glassbox_datasets, glassbox_workload, memory_workload,
+                                write_json)
 
     only = [w.strip() for w in args.only.split(",") if w.strip()]
     unknown = [w for w in only if w not in WORKLOADS]
@@ -56,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
         for r in mem["runs"]:
             print(f"memory: streaming fit of {r['n']} images, peak RSS {r['peak_rss_bytes'] / 2**30:.2f} GiB, {r['fit_seconds']:.0f} s")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2, default=float)
+        write_json(args.out, result)
     if args.json:
         print_json(result)
     return 0
