@@ -109,6 +109,26 @@ def test_survey_sample_does_not_depend_on_batches_or_the_split_over_processes(di
     assert positions == sorted(positions)
 
 
+def test_in_place_class_sample_equals_the_lowest_of_the_whole_stream():
+    """_ClassSample, fed batches of any size, keeps the rows _lowest picks from the whole stream,
+    duplicated rows (equal priorities) included."""
+    fit_module = importlib.import_module("glassjax.systems.glassbox.fit")
+    rng = np.random.default_rng(5)
+    x = rng.random((400, 3, 3, 1)).astype(np.float32)
+    x[200:260] = x[:60]  # duplicates: their priorities tie
+    y = np.zeros(400, np.int32)
+    key = jax.random.PRNGKey(2)
+    prio = fit_module._priorities(x, y, key)
+    expected, _, _ = fit_module._lowest(x, y, prio, 37)
+    for sizes in ([400], [1] * 400, [36, 1, 100, 263]):
+        sample, start = fit_module._ClassSample(37), 0
+        for n in sizes:
+            rows = slice(start, start + n)
+            sample.offer(x[rows], prio[rows], np.arange(start, start + n))
+            start += n
+        np.testing.assert_array_equal(sample.rows[np.argsort(sample.order)], expected)
+
+
 def test_priority_sample_is_uniform():
     """Bottom-k by the keyed hash includes every row equally often over keys: over 400 keys, 300
     rows, 30 kept, each row's count is Binomial(400, 0.1) (sd 6); a biased hash (e.g. toward dark

@@ -223,37 +223,60 @@ def _lowest(x: np.ndarray, y: np.ndarray, prio: np.ndarray, per_class: int) -> t
     return x[rows], y[rows], prio[rows]
 
 
+class _ClassSample:
+    """One class's bottom-k sample, updated in place: rows (m, ...), their priorities (m,) and
+    stream positions (m,), m <= k. A row enters when it is among the k lowest (priority, position)
+    pairs seen, ``_lowest``'s order; the row it displaces leaves its slot to it."""
+
+    def __init__(self, k: int):
+        self.k, self.rows, self.prio, self.order = k, None, np.zeros((0,), np.uint64), np.zeros((0,), np.int64)
+
+    def offer(self, rows: np.ndarray, prio: np.ndarray, order: np.ndarray) -> None:
+        m = self.prio.shape[0]
+        if m == self.k:
+            below = prio < self.prio.max()
+            rows, prio, order = rows[below], prio[below], order[below]
+        if not prio.size:
+            return
+        winners = np.lexsort((np.concatenate([self.order, order]), np.concatenate([self.prio, prio])))[: self.k]
+        stay = np.zeros(m, bool)
+        stay[winners[winners < m]] = True
+        new = winners[winners >= m] - m
+        slots = np.flatnonzero(~stay)  # displaced rows: no more of them than new winners
+        if self.rows is None:
+            self.rows = rows[:0]
+        self.rows[slots], self.prio[slots], self.order[slots] = rows[new[: slots.size]], prio[new[: slots.size]], order[new[: slots.size]]
+        rest = new[slots.size :]
+        self.rows = np.concatenate([self.rows, rows[rest]])
+        self.prio, self.order = np.concatenate([self.prio, prio[rest]]), np.concatenate([self.order, order[rest]])
+
+
 def _survey(source, size: int, key: jax.Array, where: str) -> _Survey:
     """One pass: counts, per-class mean images and a per-class sample of SAMPLE_PER_CLASS images:
-    the rows of lowest ``_priorities`` (bottom-k sampling), which, unlike a reservoir, is the same
-    sample whether one process reads the source or several read their shards."""
-    count, seen, sums = 0, [], []
-    sample_x, sample_y, sample_p = None, np.zeros((0,), np.int32), np.zeros((0,), np.uint64)
-    limit = np.zeros((0,), np.uint64)  # per class: its sample's highest priority; only lower ones can enter a full sample
+    the rows of lowest ``_priorities`` (bottom-k sampling), in stream order, which, unlike a
+    reservoir, is the same sample whether one process reads the source or several read their shards."""
+    count, seen, sums, samples = 0, [], [], []
     shape = None
     for x, y in progress(streaming.rebatch(streaming.batches(source, where), size, where), desc="fit: survey", unit="batch"):
         x, y = np.ascontiguousarray(x, np.float32), np.asarray(y, np.int32)
         shape = x.shape[1:]
+        prio, order = _priorities(x, y, key), count + np.arange(x.shape[0])
         count += x.shape[0]
         for c in np.unique(y):
             while len(seen) <= c:
                 seen.append(0)
                 sums.append(np.zeros(shape, np.float64))
-            rows = x[y == c]
-            sums[c] += rows.sum(axis=0, dtype=np.float64)
-            seen[c] += rows.shape[0]
-        prio = _priorities(x, y, key)
-        full = np.bincount(sample_y, minlength=len(seen)) >= SAMPLE_PER_CLASS
-        limit = np.concatenate([limit, np.zeros(len(seen) - limit.shape[0], np.uint64)])
-        enter = ~full[y] | (prio < limit[y])
-        if enter.any():
-            sample_x, sample_y, sample_p = _lowest(x[enter] if sample_x is None else np.concatenate([sample_x, x[enter]]),
-                                                   np.concatenate([sample_y, y[enter]]), np.concatenate([sample_p, prio[enter]]),
-                                                   SAMPLE_PER_CLASS)
-            for c in np.unique(sample_y):
-                limit[c] = sample_p[sample_y == c].max()
+                samples.append(_ClassSample(SAMPLE_PER_CLASS))
+            rows = y == c
+            sums[c] += x[rows].sum(axis=0, dtype=np.float64)
+            seen[c] += int(rows.sum())
+            samples[c].offer(x[rows], prio[rows], order[rows])
     if shape is None:
         raise ValueError(f"{where}: expected at least one batch of images, got an empty source")
+    kept = [s for s in samples if s.rows is not None]
+    order = np.argsort(np.concatenate([s.order for s in kept]))
+    sample_x = np.concatenate([s.rows for s in kept])[order]
+    sample_y = np.concatenate([np.full(s.prio.shape[0], c, np.int32) for c, s in enumerate(samples) if s.rows is not None])[order]
     if jax.process_count() > 1:  # every process's survey merged; the classes checked on the whole
         return _merge_surveys(count, shape, seen, sums, sample_x, sample_y, key, where)
     missing = [c for c, k in enumerate(seen) if k == 0]
