@@ -213,20 +213,12 @@ def _priorities(x: np.ndarray, y: np.ndarray, key: jax.Array) -> np.ndarray:
                         for i in range(rows.shape[0])), np.uint64, rows.shape[0])
 
 
-def _lowest(x: np.ndarray, y: np.ndarray, prio: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows (x (M, ...), y (M,), prio (M,)) of the ``per_class`` lowest priorities of each
-    class, in their order in x: a uniform sample without replacement whose rows do not depend on
-    how the rows were batched or split over processes (and, since each process reads a contiguous
-    block, neither does their order: the stream order of one process)."""
-    rows = [np.flatnonzero(y == c)[np.argsort(prio[y == c], kind="stable")[:per_class]] for c in np.unique(y)]
-    rows = np.sort(np.concatenate(rows)) if rows else np.zeros((0,), np.int64)
-    return x[rows], y[rows], prio[rows]
-
-
 class _ClassSample:
     """One class's bottom-k sample, updated in place: rows (m, ...), their priorities (m,) and
     stream positions (m,), m <= k. A row enters when it is among the k lowest (priority, position)
-    pairs seen, ``_lowest``'s order; the row it displaces leaves its slot to it."""
+    pairs seen; the row it displaces leaves its slot to it. Which rows are kept therefore does not
+    depend on how the rows were batched, and (with each process reading a contiguous block, in
+    process order) not on how they were split over processes either."""
 
     def __init__(self, k: int):
         self.k, self.rows, self.prio, self.order = k, None, np.zeros((0,), np.uint64), np.zeros((0,), np.int64)
@@ -251,46 +243,69 @@ class _ClassSample:
         self.prio, self.order = np.concatenate([self.prio, prio[rest]]), np.concatenate([self.order, order[rest]])
 
 
+def _offer(samples: dict, x: np.ndarray, y: np.ndarray, prio: np.ndarray, order: np.ndarray, per_class: int) -> None:
+    """Offer the rows x (B, ...), y (B,) with their priorities and stream positions (B,) to the
+    class samples {class: _ClassSample}, making a class's sample when its first row comes."""
+    for c in np.unique(y):
+        rows = y == c
+        samples.setdefault(int(c), _ClassSample(per_class)).offer(x[rows], prio[rows], order[rows])
+
+
+def _drawn(samples: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The class samples' rows (M, ...) and labels (M,) together, in stream order."""
+    classes = sorted(samples)
+    order = np.argsort(np.concatenate([samples[c].order for c in classes]))
+    x = np.concatenate([samples[c].rows for c in classes])[order]
+    y = np.concatenate([np.full(samples[c].prio.shape[0], c, np.int32) for c in classes])[order]
+    return x, y
+
+
+def _lowest(x: np.ndarray, y: np.ndarray, key: jax.Array, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of x (M, ...), y (M,) of the ``per_class`` lowest priorities of each class, in their
+    order in x: what ``_survey`` keeps when it reads these rows in this order."""
+    samples: dict = {}
+    _offer(samples, x, y, _priorities(x, y, key), np.arange(x.shape[0]), per_class)
+    return _drawn(samples)
+
+
 def _survey(source, size: int, key: jax.Array, where: str) -> _Survey:
     """One pass: counts, per-class mean images and a per-class sample of SAMPLE_PER_CLASS images:
     the rows of lowest ``_priorities`` (bottom-k sampling), in stream order, which, unlike a
     reservoir, is the same sample whether one process reads the source or several read their shards."""
-    count, seen, sums, samples = 0, [], [], []
+    count, seen, sums, samples = 0, [], [], {}
     shape = None
     for x, y in progress(streaming.rebatch(streaming.batches(source, where), size, where), desc="fit: survey", unit="batch"):
         x, y = np.ascontiguousarray(x, np.float32), np.asarray(y, np.int32)
         shape = x.shape[1:]
-        prio, order = _priorities(x, y, key), count + np.arange(x.shape[0])
+        _offer(samples, x, y, _priorities(x, y, key), count + np.arange(x.shape[0]), SAMPLE_PER_CLASS)
         count += x.shape[0]
         for c in np.unique(y):
             while len(seen) <= c:
                 seen.append(0)
                 sums.append(np.zeros(shape, np.float64))
-                samples.append(_ClassSample(SAMPLE_PER_CLASS))
             rows = y == c
             sums[c] += x[rows].sum(axis=0, dtype=np.float64)
             seen[c] += int(rows.sum())
-            samples[c].offer(x[rows], prio[rows], order[rows])
     if shape is None:
         raise ValueError(f"{where}: expected at least one batch of images, got an empty source")
-    kept = [s for s in samples if s.rows is not None]
-    order = np.argsort(np.concatenate([s.order for s in kept]))
-    sample_x = np.concatenate([s.rows for s in kept])[order]
-    sample_y = np.concatenate([np.full(s.prio.shape[0], c, np.int32) for c, s in enumerate(samples) if s.rows is not None])[order]
+    sample_x, sample_y = _drawn(samples)
     if jax.process_count() > 1:  # every process's survey merged; the classes checked on the whole
         return _merge_surveys(count, shape, seen, sums, sample_x, sample_y, key, where)
     missing = [c for c, k in enumerate(seen) if k == 0]
     if len(seen) < 2 or missing:
         raise ValueError(f"{where}: expected labels 0..C-1 with C >= 2 classes, each present; got {len(seen)} classes, missing {missing}")
     means = np.stack([s / k for s, k in zip(sums, seen)]).astype(np.float32)
-    return _Survey(count, shape, sample_x, sample_y, _sample_weights(np.asarray(seen), sample_y), means, np.stack(sums),
-                   np.asarray(seen))
+    weights = _to_class_totals(sample_y, np.ones(sample_y.shape[0], np.float32), np.asarray(seen))
+    return _Survey(count, shape, sample_x, sample_y, weights, means, np.stack(sums), np.asarray(seen))
 
 
-def _sample_weights(seen: np.ndarray, sample_y: np.ndarray) -> np.ndarray:
-    """(M,) the weight of each sample row: its class's count over the class's sample size."""
-    kept = np.bincount(sample_y, minlength=seen.shape[0])
-    return (seen / np.maximum(kept, 1))[sample_y].astype(np.float32)
+def _to_class_totals(sample_y: np.ndarray, sample_w: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """(M,) float32 weights of the sample rows (labels sample_y (M,), weights sample_w (M,)), each
+    scaled by its class's total weight in the whole set (totals (C,)) over the class's weight in the
+    sample, so the sample's weighted sums estimate the whole set's."""
+    kept = np.bincount(sample_y, weights=np.asarray(sample_w, np.float64), minlength=totals.shape[0])
+    scale = np.divide(totals, kept, out=np.zeros(totals.shape, np.float64), where=kept > 0)
+    return (sample_w * scale[sample_y]).astype(np.float32)
 
 
 def _merge_surveys(count: int, shape, seen: list, sums: list, sample_x: np.ndarray, sample_y: np.ndarray, key: jax.Array,
@@ -305,11 +320,10 @@ def _merge_surveys(count: int, shape, seen: list, sums: list, sample_x: np.ndarr
     missing = [c for c, k in enumerate(seen) if k == 0]
     if classes < 2 or missing:
         raise ValueError(f"{where}: expected labels 0..C-1 with C >= 2 classes, each present; got {classes} classes, missing {missing}")
-    sample_x, sample_y = distributed.gather_rows(sample_x), distributed.gather_rows(sample_y)
-    sample_x, sample_y, _ = _lowest(sample_x, sample_y, _priorities(sample_x, sample_y, key), SAMPLE_PER_CLASS)
+    sample_x, sample_y = _lowest(distributed.gather_rows(sample_x), distributed.gather_rows(sample_y), key, SAMPLE_PER_CLASS)
     means = (sums / seen.reshape((-1,) + (1,) * len(shape))).astype(np.float32)
-    return _Survey(int(distributed.total(np.asarray(count, np.int64))), tuple(shape), sample_x, sample_y,
-                   _sample_weights(seen, sample_y), means, sums, seen)
+    weights = _to_class_totals(sample_y, np.ones(sample_y.shape[0], np.float32), seen)
+    return _Survey(int(distributed.total(np.asarray(count, np.int64))), tuple(shape), sample_x, sample_y, weights, means, sums, seen)
 
 
 def _class_sample(y: np.ndarray, w: np.ndarray | None, per_class: int, key: jax.Array) -> tuple[np.ndarray, np.ndarray] | None:
@@ -327,9 +341,7 @@ def _class_sample(y: np.ndarray, w: np.ndarray | None, per_class: int, key: jax.
         chosen.append(members if members.size <= per_class else np.sort(rng.choice(members, per_class, replace=False)))
     indices = np.sort(np.concatenate(chosen))
     totals = np.bincount(y, weights=w.astype(np.float64), minlength=counts.size)
-    kept = np.bincount(y[indices], weights=w[indices].astype(np.float64), minlength=counts.size)
-    scale = np.divide(totals, kept, out=np.zeros_like(totals), where=kept > 0)
-    return indices, (w[indices] * scale[y[indices]]).astype(np.float32)
+    return indices, _to_class_totals(y[indices], w[indices], totals)
 
 
 def _sample_stream(x: np.ndarray, y: np.ndarray, w: np.ndarray, size_limit: int, mesh: Mesh) -> _Stream:
