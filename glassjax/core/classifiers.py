@@ -33,6 +33,7 @@ from glassjax.core.reduction import (
     _features,
     _labels,
     _mean_and_scatter,
+    _sample_weight,
     _center_of,
     _scatter_of,
     _shrinkage,
@@ -131,15 +132,6 @@ def _xy(fn: str, x: Any, y: Any, num_classes: Any) -> tuple[jax.Array, jax.Array
     x = _features(fn, x, min_rows=1)
     num_classes = arrays.as_int(num_classes, fn, "num_classes", 2)
     return x, _labels(fn, y, x.shape[0], num_classes), num_classes
-
-
-def _sample_weight(fn: str, sample_weight: Any, n: int, dtype: Any) -> jax.Array | None:
-    """sample_weight as a jax (N,) array of x's dtype, checked by ``arrays.as_weights`` (None stays None).
-
-    scikit-learn's convention: a row's weight multiplies its loss term, so integer weights equal
-    repeated rows and weight 0 removes the row.
-    """
-    return None if sample_weight is None else jnp.asarray(arrays.as_weights(sample_weight, n, fn, dtype=dtype))
 
 
 # ----------------------------------------------------------------------------- analytic

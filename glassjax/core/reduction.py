@@ -485,6 +485,13 @@ def _moments_of_array(x: jax.Array, batch_size: int | None, weights: jax.Array |
                          weights=weights)
 
 
+def _sample_weight(fn: str, sample_weight: Any, n: int, dtype: Any = np.float32) -> jax.Array | None:
+    """sample_weight as a jax (n,) array of ``dtype``, checked by ``arrays.as_weights``; None stays
+    None (no weights). scikit-learn's convention: a row's weight multiplies its statistics and loss
+    term, so integer weights equal repeated rows and weight 0 removes the row."""
+    return None if sample_weight is None else jnp.asarray(arrays.as_weights(sample_weight, n, fn, dtype=dtype))
+
+
 def _batch_size(fn: str, batch_size: Any) -> int | None:
     return None if batch_size is None else arrays.as_int(batch_size, fn, "batch_size", 1)
 
@@ -495,7 +502,7 @@ def fit_pca_array(x: Any, n_components: int, whiten: bool = False, batch_size: i
     ``sample_weight`` (N,) weighs the rows (integer weights: the rows repeated)."""
     x = _features("fit_pca_array", x, min_rows=2)
     k = _n_components("fit_pca_array", n_components, x.shape[1], "the feature dimension")
-    w = None if sample_weight is None else jnp.asarray(arrays.as_weights(sample_weight, x.shape[0], "fit_pca_array"))
+    w = _sample_weight("fit_pca_array", sample_weight, x.shape[0])
     m = _moments_of_array(x, _batch_size("fit_pca_array", batch_size), w)
     return _fit_pca(m, k, jnp.asarray(bool(whiten)))
 
@@ -653,7 +660,7 @@ def _scatter_of(fn: str, x: Any, y: Any, num_classes: int, batch_size: Any, min_
     x = _features(fn, x, min_rows=min_rows)
     num_classes = arrays.as_int(num_classes, fn, "num_classes", 2)
     y = _labels(fn, y, x.shape[0], num_classes)
-    w = None if sample_weight is None else jnp.asarray(arrays.as_weights(sample_weight, x.shape[0], fn, dtype=x.dtype))
+    w = _sample_weight(fn, sample_weight, x.shape[0], x.dtype)
     return _scatter_of_array(x, y, num_classes, _batch_size(fn, batch_size), w)
 
 
