@@ -17,6 +17,7 @@ changes the loss by about -I[j] (first order, weight 1 -> 0).
 """
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Sequence
 
@@ -50,7 +51,7 @@ class Influence:
     (default ``GlassBoxConfig()``) and ``key`` (default PRNGKey(0), as ``GlassBox(seed=0)``), in float64.
 
     ``scores(x, y)``: the test loss of one image x (H, W[, C]) with label y, and the influence of
-    every training image on it (N,). ``params``: the fitted model (float64 GlassBoxParams).
+    every training image on it (N,). ``params``: the fitted model (float64 GlassBoxParams), fitted on first use.
     """
 
     def __init__(self, x_train: Any, y_train: Any, *, config: GlassBoxConfig | None = None, key: jax.Array | None = None,
@@ -63,7 +64,7 @@ class Influence:
             self.x_train = jnp.asarray(x_train, jnp.float64)
             self.weights = jnp.ones((x_train.shape[0],), jnp.float64)
 
-    @property
+    @functools.cached_property
     def params(self):
         with reduction.float64():
             return differentiable._refit_jit(self.plan, self.x_train, self.weights)

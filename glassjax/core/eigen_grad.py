@@ -27,14 +27,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from glassjax.core.reduction import _dot
+from glassjax.core.reduction import _PIVOT_TIE, _dot
 
 __all__ = ["top_eigh", "separated", "GAP_RESOLUTION", "canonical_columns"]
 
 # Eigenvalues closer than this times the largest magnitude are not resolved by eigh (float64:
 # its error is a few eps x |a|); their eigenvectors, and so a derivative through them, are undefined.
 GAP_RESOLUTION = 1e3 * float(jnp.finfo(jnp.float64).eps)
-_PIVOT_TIE = 1e-9
 
 
 def canonical_columns(v: jax.Array) -> jax.Array:
